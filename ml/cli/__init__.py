@@ -1,0 +1,1 @@
+"""The `mlops` command line: a thin Typer layer over the ml/ modules."""

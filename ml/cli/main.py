@@ -1,0 +1,38 @@
+"""Entry point of the `mlops` console command.
+
+Every command group lives in its own module under ``ml/cli/`` and is registered here.
+Groups import their heavy dependencies lazily, inside the command functions, so that
+``mlops --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="mlops",
+    help="MLOps blueprint: run the ML lifecycle embedded, render the infrastructure, benchmark.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# (module under ml.cli, group name, help). A group module exposes a `app: typer.Typer`.
+_GROUPS: list[tuple[str, str, str]] = [
+    ("infra", "infra", "Render and check the Pulumi program offline."),
+]
+
+
+def _register_groups() -> None:
+    for module_name, group, help_text in _GROUPS:
+        module = importlib.import_module(f"ml.cli.{module_name}")
+        app.add_typer(module.app, name=group, help=help_text)
+
+
+_register_groups()
+
+
+if __name__ == "__main__":
+    app()
