@@ -1,0 +1,116 @@
+"""One typed settings object: where every workload finds its files and services.
+
+Values come from environment variables prefixed ``MLOPS_`` (e.g. ``MLOPS_SEED=7``,
+``MLOPS_MLFLOW_TRACKING_URI=http://mlflow:5000``), so the same code runs in tests, embedded on a
+laptop and in a Kubernetes pod, which only differ in their environment. Nothing is created at
+import time; call :func:`get_settings` and then :meth:`Settings.ensure_dirs` where needed.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Third-party telemetry must stay off: the machines this runs on have no outbound network, and
+# users of a blueprint should not phone home by default.
+_TELEMETRY_OFF = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "BENTOML_DO_NOT_TRACK": "true",
+    "DO_NOT_TRACK": "1",
+    "FEAST_USAGE": "False",
+    "FEAST_TELEMETRY": "False",
+    "GIT_PYTHON_REFRESH": "quiet",
+}
+
+
+def _project_root() -> Path:
+    """The repository root: the folder holding pyproject.toml above this file, else the cwd."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+class Settings(BaseSettings):
+    """Everything the data plane needs to know about its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="MLOPS_", frozen=True, extra="ignore")
+
+    root: Path = Field(default_factory=_project_root, description="Repository root.")
+    build_dir: Path | None = Field(None, description="Where outputs go (default: <root>/build).")
+    seed: int = Field(42, ge=0, description="Seed for the dataset and every model.")
+    n_customers: int = Field(4000, ge=100, le=1_000_000, description="Customers in the dataset.")
+    history_days: int = Field(270, ge=60, le=3650, description="Days of event history.")
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow server; unset means the demo starts a local one."
+    )
+    mlflow_port: int = Field(5055, ge=1024, le=65535, description="Port of the embedded MLflow.")
+    serving_port: int = Field(3055, ge=1024, le=65535, description="Port of the embedded API.")
+    model_name: str = Field("credit-risk", min_length=1, description="Registered model name.")
+    feature_service: str = Field("credit_v1", description="Feast feature service the model uses.")
+
+    @field_validator("model_name")
+    @classmethod
+    def _model_name_is_simple(cls, value: str) -> str:
+        if not value.replace("-", "").replace("_", "").isalnum():
+            raise ValueError("use letters, digits, '-' and '_' only")
+        return value
+
+    @property
+    def build(self) -> Path:
+        return (self.build_dir or self.root / "build").resolve()
+
+    @property
+    def demo_dir(self) -> Path:
+        return self.build / "demo"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.demo_dir / "data"
+
+    @property
+    def feature_repo_dir(self) -> Path:
+        """Feast repo folder of the embedded mode: feature_store.yaml, registry, data."""
+        return self.demo_dir / "feature_repo"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.demo_dir / "mlflow"
+
+    @property
+    def bench_dir(self) -> Path:
+        return self.build / "bench"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "uv.lock"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.demo_dir, self.data_dir, self.feature_repo_dir, self.mlflow_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+def apply_process_defaults() -> None:
+    """Set the environment every workload process needs (telemetry off), keeping user values."""
+    for key, value in _TELEMETRY_OFF.items():
+        os.environ.setdefault(key, value)
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    from pydantic import ValidationError
+
+    from ml.errors import UserError
+
+    try:
+        return Settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = "MLOPS_" + "_".join(str(p) for p in first["loc"]).upper()
+        raise UserError(
+            f"bad setting {key}: {first['msg']}", f"fix or unset the {key} environment variable"
+        ) from None
