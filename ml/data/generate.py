@@ -335,7 +335,7 @@ def with_bad_rows(
     counts: dict[str, int] = {}
     for table, faults in _FAULTS.items():
         frame = tables[table].copy()
-        rows = rng.choice(len(frame), size=int(round(rate * len(frame))), replace=False)
+        rows = rng.choice(len(frame), size=round(rate * len(frame)), replace=False)
         kinds = rng.integers(len(faults), size=len(rows))
         for row, kind in zip(rows, kinds, strict=True):
             column, value = faults[kind]
