@@ -1,0 +1,170 @@
+"""MLflow tracking server and model registry, with auth, on the platform's Postgres and S3."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components import kube, security
+from components.types import Backends, Cluster, ScrapeTarget, SecretRef
+
+APP = "mlflow"
+PORT = 5000
+ADMIN_USER = "admin"
+# MLflow's basic-auth app reads this file; it holds the admin password and the database URL, so
+# it lives in a Secret mounted read-only. New users get no access until granted.
+_AUTH_INI = """[mlflow]
+default_permission = NO_PERMISSIONS
+database_uri = {database_url}
+admin_username = {admin_user}
+admin_password = {admin_password}
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+"""
+
+
+@dataclass(frozen=True)
+class ExperimentTrackingArgs:
+    cluster: Cluster
+    backends: Backends
+    image: pulumi.Input[str]
+    """The ML workload image (MLflow server and its Postgres/S3 drivers are installed in it)."""
+    replicas: int = 1
+    ingress_host: str | None = None
+    """Public host name; an Ingress is created only when set."""
+    resources: security.Resources = field(
+        default_factory=lambda: security.Resources("250m", "512Mi", "2", "2Gi")
+    )
+
+
+class ExperimentTracking(pulumi.ComponentResource):
+    """MLflow server: Postgres backend store, artifacts proxied to the object store, basic auth.
+
+    Clients authenticate with :attr:`credentials` (username, password refs) against
+    :attr:`tracking_uri`; artifacts never need direct bucket access.
+    """
+
+    tracking_uri: pulumi.Output[str]
+    scrape_target: ScrapeTarget
+    credentials: tuple[SecretRef, SecretRef]
+
+    def __init__(
+        self, name: str, args: ExperimentTrackingArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlops:index:ExperimentTracking", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        cluster, backends = args.cluster, args.backends
+        server = f"{name}-server"
+
+        password = random.RandomPassword(
+            f"{name}-admin-password", length=32, special=False, opts=child
+        )
+        account = kube.service_account(f"{name}-sa", cluster, APP, child)
+        creds = kube.secret(
+            f"{name}-credentials",
+            cluster,
+            APP,
+            {"username": ADMIN_USER, "password": password.result},
+            child,
+        )
+        auth_ini = pulumi.Output.all(backends.database_url, password.result).apply(
+            lambda v: _AUTH_INI.format(
+                database_url=v[0], admin_user=ADMIN_USER, admin_password=v[1]
+            )
+        )
+        auth = kube.secret(f"{name}-auth", cluster, APP, {"basic_auth.ini": auth_ini}, child)
+
+        hosts = _allowed_hosts(server, cluster.namespace, args.ingress_host)
+        artifacts = pulumi.Output.concat("s3://", backends.object_store.buckets["artifacts"], "/")
+        container = security.container(
+            "mlflow",
+            args.image,
+            command=["mlflow", "server"],
+            args=[
+                "--host=0.0.0.0",
+                f"--port={PORT}",
+                "--workers=2",
+                "--serve-artifacts",
+                pulumi.Output.concat("--artifacts-destination=", artifacts),
+                "--app-name=basic-auth",
+                f"--allowed-hosts={','.join(hosts)}",
+                "--expose-prometheus=/tmp/prometheus",
+            ],
+            env=[
+                backends.database.env("MLFLOW_BACKEND_STORE_URI"),
+                {"name": "MLFLOW_AUTH_CONFIG_PATH", "value": "/etc/mlflow/basic_auth.ini"},
+                *backends.object_store.env(APP),
+            ],
+            ports=[{"name": "http", "containerPort": PORT}],
+            probe=security.http_probe("/health", "http"),
+            resources=args.resources,
+            mounts=[{"name": "auth", "mountPath": "/etc/mlflow", "readOnly": True}],
+        )
+        pod = security.pod_spec(
+            [container],
+            service_account=account.metadata["name"],
+            volumes=[security.secret_volume("auth", auth.metadata["name"])],
+        )
+        kube.deployment(server, cluster, APP, "server", pod, child, replicas=args.replicas)
+        kube.service(server, cluster, APP, "server", [("http", PORT)], child)
+        self.credentials = (
+            SecretRef(creds.metadata["name"], "username"),
+            SecretRef(creds.metadata["name"], "password"),
+        )
+        # MLflow's /metrics sits behind basic auth like every other route.
+        self.scrape_target = ScrapeTarget(APP, "http", basic_auth=self.credentials)
+        peers = [security.pod_peer(), security.namespace_peer(cluster.monitoring_namespace)]
+        if args.ingress_host and cluster.ingress_class:
+            self._ingress(f"{name}-ingress", server, args.ingress_host, cluster, child)
+            peers.append({"namespaceSelector": {}})  # the ingress controller's namespace varies
+        security.network_policy(
+            f"{name}-allow-http",
+            cluster.namespace_ref,
+            security.selector(APP, "server"),
+            ingress=[security.allow_from(peers, security.tcp_ports(PORT))],
+            opts=child,
+        )
+
+        self.tracking_uri = pulumi.Output.from_input(
+            f"http://{server}.{cluster.namespace}.svc.cluster.local:{PORT}"
+        )
+        self.register_outputs(
+            {"tracking_uri": self.tracking_uri, "credentials_secret": creds.metadata["name"]}
+        )
+
+    @staticmethod
+    def _ingress(
+        name: str, service: str, host: str, cluster: Cluster, opts: pulumi.ResourceOptions
+    ) -> k8s.networking.v1.Ingress:
+        backend = {"service": {"name": service, "port": {"number": PORT}}}
+        return k8s.networking.v1.Ingress(
+            name,
+            metadata=kube.meta(name, cluster, APP, "ingress"),
+            spec={
+                "ingressClassName": cluster.ingress_class,
+                "rules": [
+                    {
+                        "host": host,
+                        "http": {
+                            "paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]
+                        },
+                    }
+                ],
+            },
+            opts=opts,
+        )
+
+
+def _allowed_hosts(service: str, namespace: str, ingress_host: str | None) -> list[str]:
+    """Host headers MLflow accepts: the Service's DNS names (with and without port)."""
+    names = [
+        service,
+        f"{service}.{namespace}",
+        f"{service}.{namespace}.svc",
+        f"{service}.{namespace}.svc.cluster.local",
+        "localhost",
+    ]
+    hosts = [h for n in names for h in (n, f"{n}:{PORT}")]
+    return [*hosts, ingress_host] if ingress_host else hosts

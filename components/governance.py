@@ -1,0 +1,54 @@
+"""Governance: build model cards and the report site, and publish them to the object store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components import kube, security
+from components.types import Backends, Cluster, Services
+
+APP = "governance"
+
+
+@dataclass(frozen=True)
+class GovernanceArgs:
+    cluster: Cluster
+    backends: Backends
+    services: Services
+    image: pulumi.Input[str]
+
+
+class Governance(pulumi.ComponentResource):
+    """A Job running ``mlops docs build`` that uploads the site to the reports bucket.
+
+    The Job re-runs whenever its spec changes (e.g. a new image digest); its output lands under
+    ``s3://<reports bucket>/site/``.
+    """
+
+    def __init__(
+        self, name: str, args: GovernanceArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlops:index:Governance", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        cluster, services = args.cluster, args.services
+        account = kube.service_account(f"{name}-sa", cluster, APP, child)
+        site = pulumi.Output.concat(
+            "s3://", args.backends.object_store.buckets["reports"], "/site/"
+        )
+        container = security.container(
+            "docs",
+            args.image,
+            command=["mlops"],
+            args=["docs", "build", "--upload", site],
+            env=[*services.env(), *args.backends.object_store.env(APP)],
+            mounts=services.mounts(),
+            resources=security.BATCH,
+        )
+        pod = security.pod_spec(
+            [container], service_account=account.metadata["name"], volumes=services.volumes()
+        )
+        job = kube.job(f"{name}-docs", cluster, APP, "docs", pod, child)
+        self.site_url = site
+        self.register_outputs({"site_url": site, "job": job.metadata["name"]})

@@ -1,0 +1,176 @@
+"""The contract between a platform (local cluster, AWS) and the cloud-agnostic components.
+
+A platform turns a target into these values; components only consume them and never ask which
+cloud they run on. Everything secret is handed over as a :class:`SecretRef` (a key of a
+Kubernetes Secret the platform created), so pods read it with ``secretKeyRef`` and no secret
+value ever appears in a pod spec or a ConfigMap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+
+# Workloads that get their own ServiceAccount (and, on AWS, their own IAM role). The platform
+# needs the names before the components exist, to scope IRSA trust policies to them.
+WORKLOADS = ("mlflow", "feast", "serving", "pipeline", "monitor", "governance")
+
+# Object-store buckets by role, and which workload may do what with which bucket. MLflow proxies
+# artifacts (--serve-artifacts), so only the tracking server touches the artifacts bucket.
+BUCKETS = ("artifacts", "features", "reports")
+BUCKET_ACCESS: Mapping[str, Mapping[str, str]] = {
+    "mlflow": {"artifacts": "rw"},
+    "feast": {"features": "r"},
+    "pipeline": {"features": "rw"},
+    "monitor": {"features": "r", "reports": "rw"},
+    "governance": {"reports": "rw"},
+}
+
+# Environment variables the data plane (ml.settings, prefix MLOPS_) reads inside pods.
+ENV_MLFLOW_URI = "MLOPS_MLFLOW_TRACKING_URI"
+ENV_FEAST_YAML = "FEAST_FS_YAML_FILE_PATH"  # read by the Feast CLI and by FeatureStore()
+ENV_FEATURE_SERVER = "MLOPS_FEATURE_SERVER_URL"
+ENV_PUSHGATEWAY = "MLOPS_PUSHGATEWAY_URL"
+ENV_DATABASE_URL = "MLOPS_DATABASE_URL"
+ENV_REDIS_URL = "MLOPS_REDIS_URL"
+
+# Paths inside the ML workload image (see infra/images/README.md).
+FEATURE_REPO_DIR = "/app/feature_repo"
+FEAST_YAML_PATH = "/etc/feast/feature_store.yaml"
+
+
+def service_account_name(workload: str) -> str:
+    """The ServiceAccount name of a workload (IRSA subjects are built from it)."""
+    return f"mlops-{workload}"
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """One key of a Kubernetes Secret in the application namespace."""
+
+    name: pulumi.Input[str]
+    key: str
+
+    def env(self, var: str) -> dict:
+        """A container env entry that reads this key (never a literal value)."""
+        return {"name": var, "valueFrom": {"secretKeyRef": {"name": self.name, "key": self.key}}}
+
+
+@dataclass(frozen=True)
+class ObjectStore:
+    """An S3-compatible store: bucket names by role, and how each workload authenticates.
+
+    ``credentials`` maps a workload to its (access key, secret key) refs where the store uses
+    static keys (SeaweedFS); it is empty where pods get a role instead (S3 with IRSA).
+    """
+
+    endpoint_url: pulumi.Input[str] | None
+    region: str
+    buckets: Mapping[str, pulumi.Input[str]]
+    credentials: Mapping[str, tuple[SecretRef, SecretRef]] = field(default_factory=dict)
+
+    def env(self, workload: str) -> list[dict]:
+        """The container env a workload needs to reach its buckets."""
+        env: list[dict] = [
+            {"name": "AWS_REGION", "value": self.region},
+            {"name": "AWS_DEFAULT_REGION", "value": self.region},
+        ]
+        if self.endpoint_url is not None:
+            env.append({"name": "AWS_ENDPOINT_URL_S3", "value": self.endpoint_url})
+            env.append({"name": "FSSPEC_S3_ENDPOINT_URL", "value": self.endpoint_url})
+        if workload in self.credentials:
+            access, secret = self.credentials[workload]
+            env += [access.env("AWS_ACCESS_KEY_ID"), secret.env("AWS_SECRET_ACCESS_KEY")]
+        for role in BUCKET_ACCESS.get(workload, {}):
+            env.append({"name": f"MLOPS_{role.upper()}_BUCKET", "value": self.buckets[role]})
+        return env
+
+
+@dataclass(frozen=True)
+class Backends:
+    """Connection details of the backing services, as secret Outputs and as Secret refs.
+
+    The Outputs are for files that must embed them (feature_store.yaml, MLflow's auth config),
+    which the components then store in Secrets; pods use the refs.
+    """
+
+    database_url: pulumi.Output[str]  # SQLAlchemy URL, postgresql+psycopg://...
+    database: SecretRef
+    redis_url: pulumi.Output[str]  # redis:// or rediss://
+    redis: SecretRef
+    feast_redis: pulumi.Output[str]  # Feast's "host:port,password=...,ssl=..." form
+    object_store: ObjectStore
+    # CIDRs / selectors pods must reach outside their namespace (NetworkPolicy egress rules).
+    egress_rules: tuple[dict, ...] = ()
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Where components put their Kubernetes objects."""
+
+    namespace: str
+    # The same name as an Output of the Namespace resource: used in metadata so that every
+    # object depends on its namespace existing.
+    namespace_ref: pulumi.Input[str]
+    storage_class: str | None
+    ingress_class: str | None
+    # Per-workload ServiceAccount annotations (IRSA role ARNs on AWS; empty locally).
+    service_account_annotations: Mapping[str, Mapping[str, pulumi.Input[str]]]
+    monitoring_namespace: str = "monitoring"
+
+
+@dataclass(frozen=True)
+class Services:
+    """How first-party batch workloads reach the services other components run.
+
+    Pipeline, monitor and governance jobs all get the same view of the platform from
+    :meth:`env`, :meth:`volumes` and :meth:`mounts`.
+    """
+
+    tracking_uri: pulumi.Input[str]
+    mlflow_credentials: tuple[SecretRef, SecretRef]
+    feature_server_url: pulumi.Input[str]
+    feast_config_secret: pulumi.Input[str]
+    pushgateway_url: pulumi.Input[str]
+
+    def env(self) -> list[dict]:
+        user, password = self.mlflow_credentials
+        return [
+            {"name": ENV_MLFLOW_URI, "value": self.tracking_uri},
+            user.env("MLFLOW_TRACKING_USERNAME"),
+            password.env("MLFLOW_TRACKING_PASSWORD"),
+            {"name": ENV_FEATURE_SERVER, "value": self.feature_server_url},
+            {"name": ENV_FEAST_YAML, "value": FEAST_YAML_PATH},
+            {"name": ENV_PUSHGATEWAY, "value": self.pushgateway_url},
+        ]
+
+    def volumes(self) -> list[dict]:
+        secret = {"secretName": self.feast_config_secret, "defaultMode": 0o440}
+        return [{"name": "feast-config", "secret": secret}]
+
+    @staticmethod
+    def mounts() -> list[dict]:
+        return [
+            {
+                "name": "feast-config",
+                "mountPath": FEAST_YAML_PATH,
+                "subPath": "feature_store.yaml",
+                "readOnly": True,
+            }
+        ]
+
+
+@dataclass(frozen=True)
+class ScrapeTarget:
+    """A first-party Service for Prometheus: Services labelled ``app.kubernetes.io/name: app``.
+
+    Components declare it; Monitoring turns each into a ServiceMonitor once the Prometheus
+    Operator's CRDs exist.
+    """
+
+    app: str
+    port: str
+    path: str = "/metrics"
+    basic_auth: tuple[SecretRef, SecretRef] | None = None

@@ -1,0 +1,212 @@
+"""The stack's configuration, read once into one frozen, validated object.
+
+Every key lives in the ``mlops:`` namespace (plus ``aws:region`` for AWS stacks). Defaults and
+descriptions live in exactly one place, the ``config:`` schema of ``Pulumi.yaml``; this module
+only types and checks them. :func:`load` raises :class:`ml.errors.UserError` naming the first
+bad key before the program creates any resource.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+import pulumi
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from components.images import DIGEST_REF
+from ml.errors import UserError
+
+PROJECT = "mlops"
+_CRON = re.compile(r"^(\S+\s+){4}\S+$")
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
+
+
+def _cron(value: str) -> str:
+    if not _CRON.match(value.strip()):
+        raise ValueError("expected a 5-field cron schedule such as '0 3 * * 0'")
+    return value.strip()
+
+
+def _digest_ref(value: str) -> str:
+    if not DIGEST_REF.match(value):
+        raise ValueError("expected an image pinned by digest: registry/repo@sha256:<64 hex>")
+    return value
+
+
+def _dns_label(value: str) -> str:
+    if not _DNS_LABEL.match(value):
+        raise ValueError("expected a lowercase DNS label (a-z, 0-9, '-'), at most 32 characters")
+    return value
+
+
+Cron = Annotated[str, AfterValidator(_cron)]
+ImageRef = Annotated[str, AfterValidator(_digest_ref)]
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+Positive = Annotated[int, Field(ge=1)]
+
+
+class StackConfig(BaseModel):
+    """One stack's settings; field ``serving_replicas`` is key ``mlops:servingReplicas``."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
+    )
+
+    target: Literal["local", "aws"]
+    owner: Annotated[str, Field(min_length=1)]
+    ttl_hours: Annotated[int, Field(ge=0)]
+    expires_at: datetime | None = None
+    protect: bool
+    namespace: DnsLabel
+    kube_context: str | None = None
+    storage_class: str | None = None
+    ingress_class: str | None = None
+    ingress_host: str | None = None
+    ml_image: ImageRef
+    serving_image: ImageRef
+    serving_variants: Annotated[list[DnsLabel], Field(min_length=1)]
+    traffic_weights: list[Annotated[int, Field(ge=0, le=100)]]
+    shadow_variants: list[str]
+    canary_steps: list[Annotated[int, Field(ge=1, le=100)]]
+    serving_replicas: Positive
+    serving_max_replicas: Positive
+    materialize_schedule: Cron
+    drift_schedule: Cron
+    retrain_schedule: Cron
+    retention_days: Positive
+    # AWS only (ignored by the local target)
+    region: str | None = None
+    vpc_cidr: str
+    availability_zones: Annotated[int, Field(ge=2, le=6)]
+    kubernetes_version: str
+    node_instance_types: Annotated[list[str], Field(min_length=1)]
+    node_min_size: Positive
+    node_desired_size: Positive
+    node_max_size: Positive
+    db_instance_class: str
+    db_allocated_storage: Annotated[int, Field(ge=20)]
+    db_multi_az: bool
+    deletion_protection: bool
+    cache_node_type: str
+    cache_nodes: Annotated[int, Field(ge=1, le=6)]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StackConfig:
+        _check(
+            len(self.traffic_weights) == len(self.serving_variants),
+            "trafficWeights",
+            "needs one weight per entry of servingVariants",
+        )
+        _check("champion" in self.serving_variants, "servingVariants", "must include 'champion'")
+        _check(
+            set(self.shadow_variants) <= set(self.serving_variants),
+            "shadowVariants",
+            "must name entries of servingVariants",
+        )
+        live = [w for v, w in self.variant_weights() if v not in self.shadow_variants]
+        _check(
+            sum(live) == 100,
+            "trafficWeights",
+            f"weights of the live (non-shadow) variants must sum to 100, not {sum(live)}",
+        )
+        _check(
+            self.serving_max_replicas >= self.serving_replicas,
+            "servingMaxReplicas",
+            "must be at least servingReplicas",
+        )
+        _check(
+            self.node_min_size <= self.node_desired_size <= self.node_max_size,
+            "nodeDesiredSize",
+            "must lie between nodeMinSize and nodeMaxSize",
+        )
+        _check(self.target != "aws" or bool(self.region), "aws:region", "AWS stacks need a region")
+        return self
+
+    def variant_weights(self) -> list[tuple[str, int]]:
+        return list(zip(self.serving_variants, self.traffic_weights, strict=True))
+
+    def tags(self, stack: str) -> dict[str, str]:
+        """Tags/labels every cloud resource carries: who owns it, which stack, when it expires."""
+        tags = {"owner": self.owner, "stack": stack, "project": PROJECT, "managed-by": "pulumi"}
+        if self.ttl_hours:
+            tags["ttl-hours"] = str(self.ttl_hours)
+        if self.expires_at:
+            tags["expiry"] = self.expires_at.isoformat()
+        return tags
+
+
+class _KeyError(ValueError):
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise _KeyError(key, message)
+
+
+def fields() -> dict[str, str]:
+    """Config key (camelCase, as in Pulumi.yaml) -> field name."""
+    return {f.alias or n: n for n, f in StackConfig.model_fields.items() if n != "region"}
+
+
+def parse(raw: dict[str, str]) -> StackConfig:
+    """Validate raw config strings (key without namespace -> value, as Pulumi passes them).
+
+    Raises:
+        UserError: naming the first wrong or missing key, e.g. ``mlops:servingReplicas``.
+    """
+    values: dict[str, object] = {}
+    for key, value in raw.items():
+        values[key] = _decode(value)
+    try:
+        return StackConfig.model_validate(values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        if isinstance(first.get("ctx", {}).get("error"), _KeyError):
+            bad = first["ctx"]["error"]
+            raise _user_error(bad.key, str(bad)) from None
+        key = str(first["loc"][0]) if first["loc"] else "?"
+        message = "is required" if first["type"] == "missing" else first["msg"]
+        raise _user_error(key, message) from None
+
+
+def _decode(value: str) -> object:
+    """Arrays and objects arrive JSON-encoded; scalars stay strings for pydantic to coerce."""
+    text = value.strip()
+    if text.startswith(("[", "{")):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _user_error(key: str, message: str) -> UserError:
+    full = key if ":" in key else f"{PROJECT}:{key}"
+    return UserError(
+        f"bad config value {full}: {message}",
+        f"fix it in stacks/Pulumi.<stack>.yaml or with `pulumi config set {full} ...`",
+    )
+
+
+def load() -> StackConfig:
+    """Read the current stack's config from the Pulumi runtime (once, before any resource)."""
+    cfg = pulumi.Config(PROJECT)
+    raw = {key: value for key in fields() if (value := cfg.get(key)) is not None}
+    region = pulumi.Config("aws").get("region")
+    if region:
+        raw["region"] = region
+    return parse(raw)
