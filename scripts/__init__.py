@@ -1,0 +1,1 @@
+"""Build-document-delete workflow scripts (run as `uv run python -m scripts.<name>`)."""
