@@ -130,6 +130,11 @@ class StackConfig(BaseModel):
             "nodeDesiredSize",
             "must lie between nodeMinSize and nodeMaxSize",
         )
+        _check(
+            not self.db_multi_az or self.cache_nodes >= 2,
+            "cacheNodes",
+            "Multi-AZ (dbMultiAz: true) needs at least 2 cache nodes",
+        )
         _check(self.target != "aws" or bool(self.region), "aws:region", "AWS stacks need a region")
         return self
 

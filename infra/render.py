@@ -1,0 +1,257 @@
+"""Render a stack offline: run the real Pulumi program under mocks and record what it creates.
+
+:func:`render` loads ``Pulumi.yaml`` (project defaults) and ``stacks/Pulumi.<stack>.yaml``,
+runs ``infra/__main__.py`` with :func:`pulumi.runtime.set_mocks`, and writes
+
+* ``<out>/inventory.json``: one ``{"type", "name", "parent", "inputs", "protect"}`` object per
+  resource (components, providers and Helm releases included), secrets shown as ``"[secret]"``;
+* ``<out>/manifests/*.yaml``: each Kubernetes object as it would be applied, one per file.
+
+The mocks answer with realistic outputs (ARNs, endpoints, generated passwords) so that the
+program's string building runs exactly as it does under ``pulumi up``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import hashlib
+import json
+import runpy
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pulumi.runtime import rpc, set_all_config, set_mocks, settings
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from ml.errors import UserError
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "[secret]"
+_SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's wire marker of a secret value
+
+
+@dataclass(frozen=True)
+class Resource:
+    type: str
+    name: str
+    parent: str | None
+    inputs: dict
+    protect: bool
+
+    def as_json(self) -> dict:
+        return {
+            "type": self.type,
+            "name": self.name,
+            "parent": self.parent,
+            "inputs": self.inputs,
+            "protect": self.protect,
+        }
+
+
+def stack_names(root: Path = ROOT) -> list[str]:
+    return sorted(
+        p.name[len("Pulumi.") : -len(".yaml")] for p in (root / "stacks").glob("Pulumi.*.yaml")
+    )
+
+
+def stack_config(stack: str, root: Path = ROOT) -> dict[str, str]:
+    """The stack's config as the Pulumi CLI would pass it: project defaults, then stack values.
+
+    Values are strings; arrays and objects JSON-encoded, keys namespaced (``mlops:owner``).
+    """
+    path = root / "stacks" / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        raise UserError(f"unknown stack {stack!r}", f"use one of {', '.join(stack_names(root))}")
+    project = yaml.safe_load((root / "Pulumi.yaml").read_text())
+    merged: dict[str, Any] = {
+        f"{project['name']}:{key}": spec["default"]
+        for key, spec in project.get("config", {}).items()
+        if isinstance(spec, dict) and "default" in spec
+    }
+    merged.update((yaml.safe_load(path.read_text()) or {}).get("config") or {})
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in merged.items()}
+
+
+def render(stack: str, out: Path | None = None, root: Path = ROOT) -> list[Resource]:
+    """Run the program for ``stack`` under mocks; write inventory and manifests if ``out``.
+
+    Raises:
+        UserError: unknown stack or invalid configuration (one line, naming the key).
+    """
+    config = stack_config(stack, root)
+    resources = contextvars.copy_context().run(_run, stack, config, root)
+    if out is not None:
+        write(resources, out)
+    return resources
+
+
+def _run(stack: str, config: dict[str, str], root: Path) -> list[Resource]:
+    settings.ROOT.set(None)
+    mocks = _Mocks(config.get("aws:region", "us-east-1"))
+    monitor = _RecordingMonitor(mocks)
+    set_mocks(mocks, project="mlops", stack=stack, preview=False, monitor=monitor)
+    set_all_config(config)
+    main = str(root / "infra" / "__main__.py")
+    _sync_await(run_pulumi_func(lambda: runpy.run_path(main, run_name="__main__")))
+    return monitor.recorded()
+
+
+def write(resources: list[Resource], out: Path) -> None:
+    """Write ``inventory.json`` and ``manifests/`` (replacing earlier manifests)."""
+    manifests = out / "manifests"
+    manifests.mkdir(parents=True, exist_ok=True)
+    for old in manifests.glob("*.yaml"):
+        old.unlink()
+    (out / "inventory.json").write_text(
+        json.dumps([r.as_json() for r in resources], indent=2, sort_keys=True) + "\n"
+    )
+    for obj in kubernetes_objects(resources):
+        meta = obj["metadata"]
+        stem = f"{meta.get('namespace', '_cluster')}_{obj['kind'].lower()}_{meta['name']}"
+        (manifests / f"{stem}.yaml").write_text(yaml.safe_dump(obj, sort_keys=False))
+
+
+def kubernetes_objects(resources: list[Resource]) -> list[dict]:
+    """The Kubernetes objects among ``resources`` (Helm releases excluded: see inventory)."""
+    objects = []
+    for r in resources:
+        if not r.type.startswith("kubernetes:") or r.type.startswith(
+            ("kubernetes:helm.sh", "pulumi:providers")
+        ):
+            continue
+        body = dict(r.inputs)
+        head = {"apiVersion": body.pop("apiVersion"), "kind": body.pop("kind")}
+        objects.append({**head, "metadata": body.pop("metadata"), **body})
+    return objects
+
+
+def _clean(value: Any) -> Any:
+    """Mock inputs -> JSON: secrets redacted, integral floats back to ints, nulls dropped."""
+    if isinstance(value, dict):
+        if _SECRET_SIG in value:
+            return SECRET
+        return {k: _clean(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _decode_provider_inputs(inputs: dict) -> dict:
+    """Provider config arrives JSON-encoded (e.g. AWS ``defaultTags``); decode it for reading."""
+    decoded = {}
+    for key, value in inputs.items():
+        if isinstance(value, str) and value[:1] in "[{":
+            with contextlib.suppress(json.JSONDecodeError):
+                value = json.loads(value)
+        decoded[key] = value
+    return decoded
+
+
+class _RecordingMonitor(MockMonitor):
+    """A MockMonitor that also records each registration's parent and protect flag."""
+
+    def __init__(self, mocks: Mocks) -> None:
+        super().__init__(mocks)
+        self._lock = threading.Lock()
+        self._records: list[tuple[str, str, str, str, dict, bool]] = []
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            inputs = rpc.deserialize_properties(request.object)
+            record = (response.urn, request.parent, request.type, request.name, inputs)
+            with self._lock:
+                self._records.append((*record, bool(request.protect)))
+        return response
+
+    def recorded(self) -> list[Resource]:
+        names = {urn: name for urn, _, _, name, _, _ in self._records}
+        out = []
+        for _, parent, typ, name, inputs, protect in self._records:
+            clean = _clean(inputs)
+            if typ.startswith("pulumi:providers:"):
+                clean = _decode_provider_inputs(clean)
+            out.append(Resource(typ, name, names.get(parent), clean, protect))
+        return sorted(out, key=lambda r: (r.type, r.name))
+
+
+def _fake(seed: str, length: int = 24) -> str:
+    return hashlib.sha256(seed.encode()).hexdigest()[:length]
+
+
+class _Mocks(Mocks):
+    """Realistic outputs for the resources and provider functions the program uses."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str, dict]:
+        state = dict(args.inputs)
+        return f"{args.name}-id", {**state, **_outputs(args.typ, args.name, state, self.region)}
+
+    def call(self, args: MockCallArgs) -> tuple[dict, None]:
+        return _call(args.token, self.region), None
+
+
+def _outputs(typ: str, name: str, inputs: dict, region: str) -> dict:
+    """Outputs a provider would compute, keyed by type token."""
+    account, arn = (
+        "123456789012",
+        f"arn:aws:{typ.split(':')[1].split('/')[0]}:{region}:123456789012:{name}",
+    )
+    if typ.startswith("random:"):
+        return {
+            "result": _fake(name, int(inputs.get("length", 24))),
+            "bcryptHash": _fake("b" + name),
+        }
+    if typ == "aws:eks/cluster:Cluster":
+        issuer = f"https://oidc.eks.{region}.amazonaws.com/id/{_fake(name, 32).upper()}"
+        return {
+            "arn": arn,
+            "name": inputs.get("name", name),
+            "endpoint": f"https://{_fake(name, 32).upper()}.gr7.{region}.eks.amazonaws.com",
+            "certificateAuthority": {"data": "LS0tLS1CRUdJTi1DRVJUSUZJQ0FURS0tLS0t"},
+            "identities": [{"oidcs": [{"issuer": issuer}]}],
+            "vpcConfig": {
+                **inputs.get("vpcConfig", {}),
+                "clusterSecurityGroupId": f"sg-{_fake(name, 17)}",
+            },
+        }
+    if typ == "aws:rds/instance:Instance":
+        host = f"{name}.{_fake(name, 12)}.{region}.rds.amazonaws.com"
+        return {"arn": arn, "address": host, "endpoint": f"{host}:5432", "port": 5432}
+    if typ == "aws:elasticache/replicationGroup:ReplicationGroup":
+        host = f"master.{name}.{_fake(name, 6)}.euw1.cache.amazonaws.com"
+        return {"arn": arn, "primaryEndpointAddress": host, "port": 6379}
+    if typ == "aws:s3/bucket:Bucket":
+        bucket = inputs.get("bucket") or f"{name}-{_fake(name, 7)}"
+        return {"arn": f"arn:aws:s3:::{bucket}", "bucket": bucket}
+    if typ == "aws:ecr/repository:Repository":
+        repo = inputs.get("name", name)
+        return {"arn": arn, "repositoryUrl": f"{account}.dkr.ecr.{region}.amazonaws.com/{repo}"}
+    if typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+        host = str(inputs.get("url", "")).removeprefix("https://")
+        return {"arn": f"arn:aws:iam::{account}:oidc-provider/{host}"}
+    if typ.startswith("aws:iam/role:"):
+        return {"arn": f"arn:aws:iam::{account}:role/{name}", "name": name}
+    if typ.startswith("aws:"):
+        return {"arn": arn, "id": f"{name}-id"}
+    return {}
+
+
+def _call(token: str, region: str) -> dict:
+    if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+        return {"names": [f"{region}{z}" for z in "abcdef"], "zoneIds": [], "id": region}
+    if token == "aws:index/getCallerIdentity:getCallerIdentity":
+        return {"accountId": "123456789012", "arn": "arn:aws:iam::123456789012:user/mock"}
+    if token == "aws:index/getPartition:getPartition":
+        return {"partition": "aws", "dnsSuffix": "amazonaws.com"}
+    return {}
