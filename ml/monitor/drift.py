@@ -210,7 +210,10 @@ def column_methods(
                 "use a longer window so that the drift tests have power",
             )
     roles: dict[str, Role] = dict.fromkeys(config.features, "feature")
-    for column, role in ((config.prediction_column, "prediction"), (config.target_column, "target")):
+    for column, role in (
+        (config.prediction_column, "prediction"),
+        (config.target_column, "target"),
+    ):
         if column in reference.columns and column in current.columns:
             roles[column] = role  # type: ignore[assignment]
     return {col: (role, _method(reference[col], config)) for col, role in roles.items()}

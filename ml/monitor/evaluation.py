@@ -37,7 +37,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ml.data.generate import FEATURE_COLUMNS, LABEL, Drift, DriftScenario, sample_window
 from ml.monitor.drift import DriftConfig, column_methods, detect, evidently_datasets
-from ml.monitor.quality import QualityConfig, quality, quality_decision
+from ml.monitor.quality import (
+    QualityConfig,
+    quality,
+    quality_decision,
+    relationship_drift_pvalue,
+)
 
 DEFAULT_SIZES: dict[str, tuple[float, ...]] = {
     "covariate": (0.1, 0.25, 0.5, 1.0),
@@ -54,8 +59,8 @@ class EvaluationConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    n_windows: int = Field(40, ge=2, description="Drifted windows per scenario and size.")
-    n_null_windows: int = Field(200, ge=2, description="No-drift windows (the FPR).")
+    n_windows: int = Field(30, ge=2, description="Drifted windows per scenario and size.")
+    n_null_windows: int = Field(150, ge=2, description="No-drift windows (the FPR).")
     window_size: int = Field(1000, ge=100, description="Rows per current window.")
     reference_size: int = Field(5000, ge=100, description="Rows of the reference window.")
     seed: int = Field(42, ge=0)
@@ -106,7 +111,9 @@ def evaluate(config: EvaluationConfig | None = None, progress: Progress | None =
         tally = tallies.setdefault((scenario, size), _Tally())
         for i in range(count):
             seed = config.seed + 1000 + 10_000 * group + i
-            current = _scored(sample_window(config.window_size, seed, Drift(scenario, size)), score)
+            current = _scored(
+                sample_window(config.window_size, seed, Drift(scenario, size)), score
+            )
             tally.add(*judge(current))
             if progress:
                 progress(f"{scenario} {size:g}" if scenario != "none" else "no drift")
@@ -138,6 +145,7 @@ class _Judge:
             quality(current, self.config.quality.decision_threshold),
             self.baseline,
             self.config.quality,
+            relationship_drift_pvalue(self.reference, current, self.config.quality),
         )
         ours = {
             "features": drift.dataset_drift,
@@ -239,7 +247,9 @@ def _document(tallies, config: EvaluationConfig, judge: _Judge, baseline, runtim
         doc.setdefault("fpr_ci95", {})[name] = clopper_pearson(sum(alarms), len(alarms))
     doc["material"] = {s: f"{size:g}" for s, size in config.material.items()}
     doc["targets"] = TARGETS
-    doc["targets_met"] = {name: _targets_met(doc[name], doc["material"]) for name in doc["fpr_ci95"]}
+    doc["targets_met"] = {
+        name: _targets_met(doc[name], doc["material"]) for name in doc["fpr_ci95"]
+    }
     doc["detectors"] = {
         f"{s} {size:g}": {k: float(np.mean(v)) for k, v in t.by_detector.items()}
         for (s, size), t in tallies.items()

@@ -11,6 +11,12 @@ A drop must be both *material* (AUC down by at least ``min_auc_drop``, or Brier 
 Hanley–McNeil standard error of an AUC and the sample variance of the squared errors): the first
 keeps noise in small windows from retraining the model, the second keeps tiny but real changes
 on huge windows from doing the same.
+
+A third, model-free test looks at the relationship itself: :func:`relationship_drift_pvalue`
+fits one logistic regression of the label on the features to the reference and current windows
+together, with every coefficient allowed to differ in the current window, and tests those
+differences (likelihood ratio). It catches concept drift (P(y|x) moved) earlier than the AUC,
+because it does not depend on how the change happens to move the ranking.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from ml.data.generate import LABEL
+from ml.data.generate import FEATURE_COLUMNS, LABEL
 from ml.errors import UserError
 
 PREDICTION_LOG_COLUMNS = (
@@ -48,7 +54,8 @@ class QualityConfig(BaseModel):
     min_labelled: int = Field(200, ge=20, description="Fewer labelled rows: no decision.")
     min_auc_drop: float = Field(0.03, ge=0, description="Smallest AUC drop that matters.")
     min_brier_increase: float = Field(0.01, ge=0, description="Smallest Brier rise that matters.")
-    alpha: float = Field(0.002, gt=0, lt=1, description="Level of each one-sided test.")
+    alpha: float = Field(0.001, gt=0, lt=1, description="Level of each of the three tests.")
+    features: tuple[str, ...] = Field(FEATURE_COLUMNS, description="Inputs of the label model.")
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,7 @@ class QualityDecision:
     auc_p_value: float
     brier_increase: float
     brier_p_value: float
+    relationship_p_value: float = math.nan
 
 
 def join_labels(
@@ -197,7 +205,10 @@ def quality_by_window(joined: pd.DataFrame, config: QualityConfig | None = None)
 
 
 def quality_decision(
-    current: QualityMetrics, baseline: QualityMetrics, config: QualityConfig | None = None
+    current: QualityMetrics,
+    baseline: QualityMetrics,
+    config: QualityConfig | None = None,
+    relationship_p_value: float | None = None,
 ) -> QualityDecision:
     """Apply the quality-drop rule of the module docstring to one window.
 
@@ -205,6 +216,7 @@ def quality_decision(
         current: Quality of the recent labelled window.
         baseline: Quality of the same model on the reference window.
         config: Materiality floors and test level.
+        relationship_p_value: Result of :func:`relationship_drift_pvalue`, if computed.
 
     Returns:
         The decision and a one-line reason.
@@ -220,13 +232,55 @@ def quality_decision(
     brier_p = _one_sided_p(brier_rise, brier_se)
     auc_bad = auc_drop >= config.min_auc_drop and auc_p < config.alpha
     brier_bad = brier_rise >= config.min_brier_increase and brier_p < config.alpha
+    rel_p = math.nan if relationship_p_value is None else relationship_p_value
+    rel_bad = rel_p < config.alpha
     parts = [
         f"AUC {current.roc_auc:.3f} vs baseline {baseline.roc_auc:.3f} (p={auc_p:.2g})",
         f"Brier {current.brier:.3f} vs {baseline.brier:.3f} (p={brier_p:.2g})",
     ]
-    verdict = "quality drop" if auc_bad or brier_bad else "quality holds"
-    reason = f"{verdict}: " + "; ".join(parts)
-    return QualityDecision(auc_bad or brier_bad, reason, auc_drop, auc_p, brier_rise, brier_p)
+    if relationship_p_value is not None:
+        parts.append(f"label-given-features change p={rel_p:.2g}")
+    drop = auc_bad or brier_bad or rel_bad
+    reason = ("quality drop: " if drop else "quality holds: ") + "; ".join(parts)
+    return QualityDecision(drop, reason, auc_drop, auc_p, brier_rise, brier_p, rel_p)
+
+
+def relationship_drift_pvalue(
+    reference: pd.DataFrame, current: pd.DataFrame, config: QualityConfig | None = None
+) -> float:
+    """Likelihood-ratio p-value that P(label | features) differs between the two windows.
+
+    Args:
+        reference: Labelled reference window with ``config.features``.
+        current: Labelled current window.
+        config: The features to condition on.
+
+    Returns:
+        The p-value (small: the relationship the model learned has changed).
+    """
+    import statsmodels.api as sm
+    from scipy.stats import chi2
+
+    config = config or QualityConfig()
+    both = pd.concat([reference, current], ignore_index=True)
+    design = _label_design(both, config.features)
+    is_current = np.r_[np.zeros(len(reference)), np.ones(len(current))][:, None]
+    base = sm.add_constant(design)
+    full = np.hstack([base, base * is_current])
+    y = both[LABEL].to_numpy(dtype=float)
+    fits = [sm.Logit(y, x).fit(disp=0, method="newton", maxiter=50) for x in (base, full)]
+    return float(chi2.sf(2 * (fits[1].llf - fits[0].llf), base.shape[1]))
+
+
+def _label_design(frame: pd.DataFrame, features: tuple[str, ...]) -> np.ndarray:
+    design = frame[list(features)].astype(float)
+    # Money amounts act on risk multiplicatively: log them, and add the loan-to-income ratio.
+    for column in set(features) & {"income", "credit_limit", "txn_amount_30d", "loan_amount"}:
+        design[column] = np.log1p(design[column].clip(lower=0))
+    if {"loan_amount", "income"} <= set(features):
+        design["loan_to_income"] = frame["loan_amount"] / frame["income"]
+    values = design.to_numpy()
+    return (values - values.mean(0)) / np.where(values.std(0) > 0, values.std(0), 1.0)
 
 
 def _one_sided_p(difference: float, se: float) -> float:
