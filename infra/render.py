@@ -197,8 +197,8 @@ class _Mocks(Mocks):
         state = dict(args.inputs)
         return f"{args.name}-id", {**state, **_outputs(args.typ, args.name, state, self.region)}
 
-    def call(self, args: MockCallArgs) -> tuple[dict, None]:
-        return _call(args.token, self.region), None
+    def call(self, args: MockCallArgs) -> tuple[dict, list]:
+        return _call(args.token, self.region), []
 
 
 def _outputs(typ: str, name: str, inputs: dict, region: str) -> dict:
