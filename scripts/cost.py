@@ -78,11 +78,21 @@ def _node_group(r: dict, p: dict) -> list[Line]:
     disk = float(_get(inputs, "diskSize", 20))
     hours = p["hours_per_month"]
     return [
-        Line(r["name"], r["type"], f"{cls} node", nodes,
-             nodes * hours * _hourly(p, "ec2_instance_hourly", cls, r["name"])),
-        Line(r["name"], r["type"], "gp3 GB (node disks)", nodes * disk,
-             nodes * disk * p["ebs_gp3_gb_month"]),
-    ]  # fmt: skip
+        Line(
+            r["name"],
+            r["type"],
+            f"{cls} node",
+            nodes,
+            nodes * hours * _hourly(p, "ec2_instance_hourly", cls, r["name"]),
+        ),
+        Line(
+            r["name"],
+            r["type"],
+            "gp3 GB (node disks)",
+            nodes * disk,
+            nodes * disk * p["ebs_gp3_gb_month"],
+        ),
+    ]
 
 
 def _ec2_instance(r: dict, p: dict) -> list[Line]:
@@ -98,11 +108,17 @@ def _rds_instance(r: dict, p: dict) -> list[Line]:
     storage = float(_get(inputs, "allocatedStorage", 20))
     label = f"{cls}{' Multi-AZ' if azs == 2 else ''}"
     return [
-        Line(r["name"], r["type"], label, 1,
-             azs * p["hours_per_month"] * _hourly(p, "rds_instance_hourly", cls, r["name"])),
-        Line(r["name"], r["type"], "storage GB", storage,
-             azs * storage * p["rds_storage_gb_month"]),
-    ]  # fmt: skip
+        Line(
+            r["name"],
+            r["type"],
+            label,
+            1,
+            azs * p["hours_per_month"] * _hourly(p, "rds_instance_hourly", cls, r["name"]),
+        ),
+        Line(
+            r["name"], r["type"], "storage GB", storage, azs * storage * p["rds_storage_gb_month"]
+        ),
+    ]
 
 
 def _elasticache(r: dict, p: dict) -> list[Line]:

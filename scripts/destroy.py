@@ -78,8 +78,12 @@ def _unprotect(stack: workflow.StackLike, out: Callable[[str], None]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stack", required=True, help="local, aws-dev or aws-prod")
-    parser.add_argument(PROTECTED_FLAG, dest="allow_protected", action="store_true",
-                        help="allow destroying a protected stack (aws-prod)")  # fmt: skip
+    parser.add_argument(
+        PROTECTED_FLAG,
+        dest="allow_protected",
+        action="store_true",
+        help="allow destroying a protected stack (aws-prod)",
+    )
     parser.add_argument("--tracking-uri", help="MLflow URL (default: the stack output)")
     parser.add_argument("--skip-export", action="store_true", help="do not export ML state")
     parser.add_argument("--export-dir", type=Path, help="default: build/exports/<stack>-<time>")

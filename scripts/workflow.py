@@ -107,8 +107,10 @@ def render_inventory(stack_name: str, out_dir: Path | None = None) -> list[dict]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
     if result.returncode != 0:
         last = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]
-        raise UserError(f"`mlops infra render --stack {stack_name}` failed: {last}",
-                        "fix the stack config, then run again")  # fmt: skip
+        raise UserError(
+            f"`mlops infra render --stack {stack_name}` failed: {last}",
+            "fix the stack config, then run again",
+        )
     return json.loads((out_dir / "inventory.json").read_text())
 
 
