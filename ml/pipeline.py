@@ -1,0 +1,128 @@
+"""The training pipeline: validated data → features → candidates → gate → registry.
+
+Each step is a plain function over explicit inputs, so the demo, the retraining job and the
+tests run exactly the same code. The Kubernetes CronJob and Job run it through
+``mlops pipeline …``; there is no scheduler here (Kubernetes is the engine).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from feast import FeatureStore
+
+from ml import registry
+from ml.config import PipelineConfig
+from ml.data import CreditDataset
+from ml.data.snapshot import frame_sha256, snapshot_sha256
+from ml.data.validate import Validated, validate, write_quarantine
+from ml.evaluate import GateDecision, gate
+from ml.features import store as feature_store
+from ml.lineage import Lineage, file_sha256, git_commit
+from ml.settings import Settings
+from ml.train import CandidateResult, train_candidates
+
+ENTITY_COLUMNS = ["application_id", "customer_id", "event_timestamp", "loan_amount", "term_months"]
+
+
+@dataclass(frozen=True)
+class Ingested:
+    tables: dict[str, pd.DataFrame]  # accepted rows only
+    results: list[Validated]
+    snapshot_sha256: str
+
+    @property
+    def received(self) -> int:
+        return sum(r.received for r in self.results)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(len(r.quarantined) for r in self.results)
+
+
+@dataclass
+class TrainingOutcome:
+    candidates: list[CandidateResult]
+    decisions: dict[str, GateDecision]
+    winner: CandidateResult | None
+    registered: registry.Registered | None = None
+    lineage: Lineage | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def ingest(dataset: CreditDataset, quarantine_dir: Path) -> Ingested:
+    """Validate every raw table; quarantine bad rows; hash what was accepted."""
+    results = [validate(name, frame) for name, frame in dataset.tables().items()]
+    write_quarantine(results, quarantine_dir).to_csv(quarantine_dir / "counts.csv", index=False)
+    tables = {r.table: r.accepted for r in results}
+    return Ingested(tables, results, snapshot_sha256(tables))
+
+
+def build_feature_store(
+    repo_dir: Path, ingested: Ingested, environment: str = "embedded"
+) -> FeatureStore:
+    """Prepare the Feast repo, write the validated sources into it and ``apply``."""
+    feature_store.prepare_repo(repo_dir, environment)
+    feature_store.ingest(repo_dir, ingested.tables)
+    store = feature_store.open_store(repo_dir)
+    feature_store.apply(store)
+    return store
+
+
+def labelled_entities(
+    applications: pd.DataFrame, known_at: pd.Timestamp | None = None
+) -> pd.DataFrame:
+    """Applications whose label is known (by ``known_at``), as a Feast entity frame."""
+    known = applications["defaulted"].notna()
+    if known_at is not None:
+        known &= applications["label_timestamp"] <= known_at
+    frame = applications.loc[known, [*ENTITY_COLUMNS, "defaulted"]].copy()
+    frame["defaulted"] = frame["defaulted"].astype("int64")
+    return frame.reset_index(drop=True)
+
+
+def lineage_for(settings: Settings, ingested: Ingested, training_set: pd.DataFrame) -> Lineage:
+    return Lineage(
+        snapshot_sha256=ingested.snapshot_sha256,
+        training_set_sha256=frame_sha256(training_set),
+        feature_service=settings.feature_service,
+        git_commit=git_commit(settings.root),
+        lock_sha256=file_sha256(settings.lock_file),
+        seed=settings.seed,
+    )
+
+
+def train_and_gate(
+    training_set: pd.DataFrame,
+    settings: Settings,
+    config: PipelineConfig,
+    lineage: Lineage,
+    champion_metrics: dict[str, float] | None = None,
+) -> TrainingOutcome:
+    """Train every candidate, gate each, and pick the best one that passed (if any)."""
+    features = feature_store.model_features(settings.feature_service)
+    candidates = train_candidates(training_set, features, config, lineage)
+    decisions = {c.name: gate(c.metrics, config.gate, champion_metrics) for c in candidates}
+    passed = [c for c in candidates if decisions[c.name].passed]
+    winner = max(passed, key=lambda c: c.metrics[config.gate.select_by], default=None)
+    return TrainingOutcome(candidates, decisions, winner, lineage=lineage)
+
+
+def register_winner(
+    outcome: TrainingOutcome, model_name: str, promote: bool = True
+) -> registry.Registered:
+    """Register the winner with its lineage and metrics as tags; optionally make it champion."""
+    if outcome.winner is None or outcome.lineage is None:
+        raise ValueError("no candidate passed the gate; nothing to register")
+    tags = {
+        **outcome.lineage.tags(),
+        "candidate": outcome.winner.name,
+        **{f"metric.{k}": f"{v:.6f}" for k, v in outcome.winner.metrics.items()},
+    }
+    registered = registry.register(outcome.winner.run_id, model_name, tags)
+    if promote:
+        registry.promote(model_name, registered.version)
+    outcome.registered = registered
+    return registered

@@ -1,0 +1,89 @@
+"""Shared fixtures: a small but real trained platform (data → Feast → MLflow → champion).
+
+``trained_platform`` runs the same pipeline functions as the demo, once per test session, on a
+small dataset, with MLflow on a local SQLite store (the real MLflow, without the server
+process, to keep the suite fast) and Feast's embedded SQLite online store.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from feast import FeatureStore
+
+from ml.config import load_pipeline_config
+from ml.data import generate
+from ml.features import store as feature_store
+from ml.pipeline import (
+    Ingested,
+    TrainingOutcome,
+    build_feature_store,
+    ingest,
+    labelled_entities,
+    lineage_for,
+    register_winner,
+    train_and_gate,
+)
+from ml.settings import Settings, apply_process_defaults
+
+TEST_CUSTOMERS = 1500
+
+
+@dataclass(frozen=True)
+class TrainedPlatform:
+    settings: Settings
+    ingested: Ingested
+    store: FeatureStore
+    training_set: pd.DataFrame
+    features: list[str]
+    outcome: TrainingOutcome
+    model_name: str
+    champion_version: str
+    tracking_uri: str
+
+
+def require_service(name: str, reason: str) -> None:
+    """Skip when a real backing service is missing, except in CI where that is a failure."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{name} is required in CI but unavailable: {reason}")
+    pytest.skip(f"{name} unavailable: {reason} (run `scripts/services.sh install start`)")
+
+
+@pytest.fixture(scope="session")
+def trained_platform(tmp_path_factory: pytest.TempPathFactory) -> TrainedPlatform:
+    apply_process_defaults()
+    build = tmp_path_factory.mktemp("platform")
+    settings = Settings(build_dir=build, n_customers=TEST_CUSTOMERS, seed=7)
+    settings.ensure_dirs()
+    tracking_uri = f"sqlite:///{build / 'mlflow.db'}"
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    dataset = generate(settings.n_customers, settings.seed, settings.history_days)
+    quarantine = settings.data_dir / "quarantine"
+    quarantine.mkdir(parents=True, exist_ok=True)
+    ingested = ingest(dataset, quarantine)
+    store = build_feature_store(settings.feature_repo_dir, ingested)
+    entities = labelled_entities(ingested.tables["applications"])
+    training_set = feature_store.training_set(store, entities, settings.feature_service)
+    lineage = lineage_for(settings, ingested, training_set)
+    outcome = train_and_gate(training_set, settings, load_pipeline_config(), lineage)
+    registered = register_winner(outcome, settings.model_name)
+    feature_store.materialize(
+        store, dataset.start - pd.Timedelta(days=365), dataset.end + pd.Timedelta(days=1)
+    )
+    return TrainedPlatform(
+        settings=settings,
+        ingested=ingested,
+        store=store,
+        training_set=training_set,
+        features=feature_store.model_features(settings.feature_service),
+        outcome=outcome,
+        model_name=settings.model_name,
+        champion_version=registered.version,
+        tracking_uri=tracking_uri,
+    )
