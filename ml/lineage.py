@@ -30,7 +30,9 @@ class Lineage:
     def from_tags(cls, tags: dict[str, str]) -> Lineage:
         values = {key.removeprefix("lineage."): value for key, value in tags.items()}
         fields = cls.__dataclass_fields__
-        return cls(**{name: int(values[name]) if name == "seed" else values[name] for name in fields})
+        return cls(
+            **{name: int(values[name]) if name == "seed" else values[name] for name in fields}
+        )
 
 
 def git_commit(root: Path) -> str:

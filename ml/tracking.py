@@ -77,7 +77,9 @@ def _wait_until_healthy(uri: str, process: subprocess.Popen, log: Path) -> None:
             return
         time.sleep(0.3)
     process.kill()
-    raise ServiceUnavailable(f"mlflow server did not answer within {STARTUP_TIMEOUT_S:.0f}s", f"see {log}")
+    raise ServiceUnavailable(
+        f"mlflow server did not answer within {STARTUP_TIMEOUT_S:.0f}s", f"see {log}"
+    )
 
 
 def require_tracking_server(uri: str) -> None:

@@ -54,7 +54,9 @@ def build_model(candidate: CandidateConfig, seed: int) -> Pipeline:
     elif candidate.kind == "random_forest":
         steps.append(("model", RandomForestClassifier(random_state=seed, **candidate.params)))
     else:
-        steps.append(("model", HistGradientBoostingClassifier(random_state=seed, **candidate.params)))
+        steps.append(
+            ("model", HistGradientBoostingClassifier(random_state=seed, **candidate.params))
+        )
     return Pipeline(steps)
 
 
@@ -88,7 +90,11 @@ def _fit_and_log(name, candidate, train, holdout, features, config, lineage) -> 
         metrics = classification_metrics(holdout[LABEL], score, config.decision_threshold)
         mlflow.log_params({"kind": candidate.kind, **candidate.params})
         mlflow.log_params(
-            {"features": ",".join(features), "train_rows": len(train), "holdout_rows": len(holdout)}
+            {
+                "features": ",".join(features),
+                "train_rows": len(train),
+                "holdout_rows": len(holdout),
+            }
         )
         mlflow.log_metrics(metrics)
         log_model(model, train[features].head(5))

@@ -121,4 +121,10 @@ SOURCES = [customer_profile_source, customer_transactions_source, application_re
 FEATURE_VIEWS = [customer_profile, customer_transactions]
 ON_DEMAND_VIEWS = [application_ratios]
 FEATURE_SERVICES = {service.name: service for service in (credit_v1, credit_v2)}
-ALL_OBJECTS = [*ENTITIES, *SOURCES[:2], *FEATURE_VIEWS, *ON_DEMAND_VIEWS, *FEATURE_SERVICES.values()]
+ALL_OBJECTS = [
+    *ENTITIES,
+    *SOURCES[:2],
+    *FEATURE_VIEWS,
+    *ON_DEMAND_VIEWS,
+    *FEATURE_SERVICES.values(),
+]

@@ -73,13 +73,13 @@ def model_features(service_name: str) -> list[str]:
     if service is None:
         known = sorted(definitions.FEATURE_SERVICES)
         raise UserError(f"unknown feature service {service_name!r}", f"use one of {known}")
-    names = [f.name for projection in service.feature_view_projections for f in projection.features]
+    names = [
+        f.name for projection in service.feature_view_projections for f in projection.features
+    ]
     return [*names, *REQUEST_FEATURES]
 
 
-def training_set(
-    store: FeatureStore, entity_df: pd.DataFrame, service_name: str
-) -> pd.DataFrame:
+def training_set(store: FeatureStore, entity_df: pd.DataFrame, service_name: str) -> pd.DataFrame:
     """Point-in-time correct features for each row of ``entity_df``.
 
     ``entity_df`` needs ``customer_id``, ``event_timestamp`` and the request fields; any other
@@ -102,9 +102,7 @@ def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
     store.materialize(start_date=start, end_date=end)
 
 
-def online_features(
-    store: FeatureStore, rows: Sequence[dict], service_name: str
-) -> pd.DataFrame:
+def online_features(store: FeatureStore, rows: Sequence[dict], service_name: str) -> pd.DataFrame:
     """Online feature vectors for ``rows`` (each with ``customer_id`` and request fields)."""
     service = feature_service(store, service_name)
     return store.get_online_features(features=service, entity_rows=list(rows)).to_df()
