@@ -36,7 +36,7 @@ ENV_PUSHGATEWAY = "MLOPS_PUSHGATEWAY_URL"
 ENV_DATABASE_URL = "MLOPS_DATABASE_URL"
 ENV_REDIS_URL = "MLOPS_REDIS_URL"
 
-# Paths inside the ML workload image (see infra/images/README.md).
+# Paths inside the ML workload image (the image contract; see components/images.py).
 FEATURE_REPO_DIR = "/app/feature_repo"
 FEAST_YAML_PATH = "/etc/feast/feature_store.yaml"
 

@@ -135,13 +135,22 @@ def _clean(value: Any) -> Any:
     """Mock inputs -> JSON: secrets redacted, integral floats back to ints, nulls dropped."""
     if isinstance(value, dict):
         if _SECRET_SIG in value:
-            return SECRET
+            return _redact(value.get("value"))
         return {k: _clean(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
         return [_clean(v) for v in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def _redact(value: Any) -> Any:
+    """A secret's shape with every leaf replaced, so redacted objects still validate."""
+    if isinstance(value, dict):
+        return {k: _redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return SECRET
 
 
 def _decode_provider_inputs(inputs: dict) -> dict:

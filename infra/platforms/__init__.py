@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pulumi
-
 from infra.config import StackConfig
 from infra.platforms.base import Platform
 
@@ -19,4 +17,4 @@ def build(cfg: StackConfig) -> Platform:
     return LocalPlatform("local", cfg).platform
 
 
-__all__ = ["Platform", "build", "pulumi"]
+__all__ = ["Platform", "build"]
