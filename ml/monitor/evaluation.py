@@ -39,6 +39,7 @@ from ml.data.generate import FEATURE_COLUMNS, LABEL, Drift, DriftScenario, sampl
 from ml.monitor.drift import DriftConfig, column_methods, detect, evidently_datasets
 from ml.monitor.quality import (
     QualityConfig,
+    label_model_llf,
     quality,
     quality_decision,
     relationship_drift_pvalue,
@@ -138,6 +139,7 @@ class _Judge:
     def __init__(self, reference: pd.DataFrame, baseline, config: EvaluationConfig) -> None:
         self.reference, self.baseline, self.config = reference, baseline, config
         self.checks: list[dict] = []
+        self.reference_llf = label_model_llf(reference, config.quality)
 
     def __call__(self, current: pd.DataFrame) -> tuple[dict[str, bool], bool]:
         drift = detect(self.reference, current, self.config.drift)
@@ -145,7 +147,9 @@ class _Judge:
             quality(current, self.config.quality.decision_threshold),
             self.baseline,
             self.config.quality,
-            relationship_drift_pvalue(self.reference, current, self.config.quality),
+            relationship_drift_pvalue(
+                self.reference, current, self.config.quality, self.reference_llf
+            ),
         )
         ours = {
             "features": drift.dataset_drift,
@@ -172,7 +176,10 @@ class _Judge:
     def _cross_check(self, current: pd.DataFrame, drift, share: float) -> dict:
         config = self.config.drift.model_copy(update={"engine": "evidently"})
         evidently = detect(self.reference, current, config)
-        diffs = [abs(a.p_value - b.p_value) for a, b in zip(drift.columns, evidently.columns)]
+        diffs = [
+            abs(a.p_value - b.p_value)
+            for a, b in zip(drift.columns, evidently.columns, strict=True)
+        ]
         return {
             "max_abs_pvalue_diff_scipy_vs_evidently": max(diffs),
             "default_share_metric": share,

@@ -168,7 +168,7 @@ def quality(
 
 
 def _roc_auc(y: np.ndarray, p: np.ndarray) -> float:
-    if y.min(initial=0) == y.max(initial=0):
+    if len(np.unique(y)) < 2:
         return math.nan  # one class only: AUC is undefined
     from sklearn.metrics import roc_auc_score
 
@@ -246,30 +246,47 @@ def quality_decision(
 
 
 def relationship_drift_pvalue(
-    reference: pd.DataFrame, current: pd.DataFrame, config: QualityConfig | None = None
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    config: QualityConfig | None = None,
+    reference_llf: float | None = None,
 ) -> float:
     """Likelihood-ratio p-value that P(label | features) differs between the two windows.
+
+    The alternative (every coefficient may differ in the current window) is the same as one
+    logistic fit per window, so its log-likelihood is the sum of the two fits' and the
+    reference's can be computed once (:func:`label_model_llf`) for many current windows.
 
     Args:
         reference: Labelled reference window with ``config.features``.
         current: Labelled current window.
         config: The features to condition on.
+        reference_llf: ``label_model_llf(reference, config)``, if already known.
 
     Returns:
         The p-value (small: the relationship the model learned has changed).
     """
-    import statsmodels.api as sm
     from scipy.stats import chi2
 
     config = config or QualityConfig()
-    both = pd.concat([reference, current], ignore_index=True)
-    design = _label_design(both, config.features)
-    is_current = np.r_[np.zeros(len(reference)), np.ones(len(current))][:, None]
-    base = sm.add_constant(design)
-    full = np.hstack([base, base * is_current])
-    y = both[LABEL].to_numpy(dtype=float)
-    fits = [sm.Logit(y, x).fit(disp=0, method="newton", maxiter=50) for x in (base, full)]
-    return float(chi2.sf(2 * (fits[1].llf - fits[0].llf), base.shape[1]))
+    if reference_llf is None:
+        reference_llf = label_model_llf(reference, config)
+    pooled = label_model_llf(pd.concat([reference, current], ignore_index=True), config)
+    statistic = 2 * (reference_llf + label_model_llf(current, config) - pooled)
+    n_params = _label_design(current, config.features).shape[1] + 1
+    return float(chi2.sf(max(statistic, 0.0), n_params))
+
+
+def label_model_llf(frame: pd.DataFrame, config: QualityConfig | None = None) -> float:
+    """Maximised log-likelihood of a logistic regression of the label on the features."""
+    import statsmodels.api as sm
+
+    config = config or QualityConfig()
+    design = sm.add_constant(_label_design(frame, config.features), has_constant="add")
+    fit = sm.Logit(frame[LABEL].to_numpy(dtype=float), design).fit(
+        disp=0, method="newton", maxiter=50
+    )
+    return float(fit.llf)
 
 
 def _label_design(frame: pd.DataFrame, features: tuple[str, ...]) -> np.ndarray:

@@ -1,0 +1,62 @@
+"""The monitor's Prometheus gauges, and pushing them to a Pushgateway.
+
+The drift monitor is a batch job (a Kubernetes CronJob), so Prometheus cannot scrape it: it sets
+the gauges defined in :mod:`ml.metrics` and pushes them under the job name
+:data:`PUSH_JOB`, where the alert rules and dashboards read them.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ml.errors import ServiceUnavailable
+from ml.monitor.drift import DriftResult
+from ml.monitor.quality import QualityMetrics
+
+PUSH_JOB = "mlops-drift-monitor"
+
+
+def set_gauges(result: DriftResult, quality: QualityMetrics | None = None) -> None:
+    """Set the monitor gauges of this process's registry from one run.
+
+    Args:
+        result: The drift verdicts.
+        quality: Model quality on the labelled part of the window, if any.
+    """
+    from ml.metrics import registry
+
+    _, metrics = registry()
+    metrics["mlops_drift_share"].set(result.drift_share)
+    metrics["mlops_drift_detected"].set(int(result.drift_detected))
+    for feature, p_value in result.feature_pvalues.items():
+        metrics["mlops_feature_drift_pvalue"].labels(feature=feature).set(p_value)
+    if result.prediction is not None:
+        metrics["mlops_prediction_drift_pvalue"].set(result.prediction.p_value)
+    if quality is not None:
+        for name in ("roc_auc", "brier", "precision", "recall", "default_rate"):
+            metrics["mlops_model_quality"].labels(metric=name).set(getattr(quality, name))
+    metrics["mlops_monitor_last_run_timestamp_seconds"].set(time.time())
+
+
+def push(gateway: str, job: str = PUSH_JOB, timeout: float = 5.0) -> None:
+    """Push this process's registry to the Pushgateway at ``gateway``.
+
+    Raises:
+        ServiceUnavailable: The gateway cannot be reached or refused the push.
+    """
+    from prometheus_client import push_to_gateway
+
+    from ml.metrics import registry
+
+    reg, _ = registry()
+    try:
+        push_to_gateway(gateway, job=job, registry=reg, timeout=timeout)
+    except OSError as error:  # URLError, connection refused, timeouts, HTTP errors
+        raise ServiceUnavailable(
+            f"could not push metrics to the Pushgateway at {gateway} ({_short(error)})",
+            "check --push-gateway (host:port or URL) and that the Pushgateway is running",
+        ) from None
+
+
+def _short(error: Exception) -> str:
+    return str(getattr(error, "reason", None) or error).splitlines()[0][:120]
