@@ -25,6 +25,9 @@ _TELEMETRY_OFF = {
     "FEAST_USAGE": "False",
     "FEAST_TELEMETRY": "False",
     "GIT_PYTHON_REFRESH": "quiet",
+    # Progress output is ours (ml.progress); MLflow's per-run URLs and INFO lines drown it.
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+    "MLFLOW_LOGGING_LEVEL": "WARNING",
 }
 
 

@@ -1,8 +1,9 @@
 """The MLflow tracking server of the embedded mode: a real ``mlflow server`` process.
 
-It runs on SQLite and a local artifact folder, bound to loopback, and is started and stopped
-by the demo (or any caller) through :func:`mlflow_server`. Elsewhere the tracking URI comes
-from settings and no server is started.
+It runs on SQLite and a local artifact folder, bound to loopback. :class:`MlflowServer` starts
+it without waiting, so a caller can overlap its start-up (mlflow's CLI imports for several
+seconds) with other work and wait only when it first needs the server. Elsewhere the tracking
+URI comes from settings and no server is started.
 """
 
 from __future__ import annotations
@@ -19,43 +20,83 @@ import httpx
 
 from ml.errors import ServiceUnavailable
 
-STARTUP_TIMEOUT_S = 90.0
+STARTUP_TIMEOUT_S = 180.0
+
+
+class MlflowServer:
+    """One ``mlflow server`` process with its state under ``home``."""
+
+    def __init__(self, home: Path, port: int) -> None:
+        self.home = home
+        self.uri = f"http://127.0.0.1:{port}"
+        self.port = port
+        self.log_path = home / "server.log"
+        self._process: subprocess.Popen | None = None
+
+    def start(self) -> MlflowServer:
+        """Launch the process and return at once (see :meth:`wait_ready`)."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        if _healthy(self.uri):
+            raise ServiceUnavailable(
+                f"port {self.port} is already serving something",
+                "stop the other process or set MLOPS_MLFLOW_PORT to a free port",
+            )
+        command = [
+            sys.executable, "-m", "mlflow", "server",
+            "--backend-store-uri", f"sqlite:///{self.home / 'mlflow.db'}",
+            "--artifacts-destination", str(self.home / "artifacts"),
+            "--serve-artifacts",
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "--workers", "1",
+        ]  # fmt: skip
+        # The job executor (for GenAI evaluation jobs) spawns worker processes that a
+        # tracking-only server never uses; they cost seconds at start and memory after.
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        with self.log_path.open("w") as log:
+            self._process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        return self
+
+    def wait_ready(self, timeout_s: float = STARTUP_TIMEOUT_S) -> str:
+        """Block until the server answers ``/health``; return its URI."""
+        assert self._process is not None, "start() first"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                lines = self.log_path.read_text().strip().splitlines() or ["(no output)"]
+                raise ServiceUnavailable(
+                    f"mlflow server exited at start: {lines[-1]}", f"see {self.log_path}"
+                )
+            if _healthy(self.uri):
+                return self.uri
+            time.sleep(0.3)
+        self.stop()
+        raise ServiceUnavailable(
+            f"mlflow server did not answer within {timeout_s:.0f}s", f"see {self.log_path}"
+        )
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
 
 
 @contextmanager
 def mlflow_server(home: Path, port: int) -> Iterator[str]:
     """Run ``mlflow server`` with its state under ``home``; yield its URI; stop it after."""
-    home.mkdir(parents=True, exist_ok=True)
-    uri = f"http://127.0.0.1:{port}"
-    if _healthy(uri):
-        raise ServiceUnavailable(
-            f"port {port} is already serving something",
-            "stop the other process or set MLOPS_MLFLOW_PORT to a free port",
-        )
-    log = (home / "server.log").open("w")
-    command = [
-        sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}",
-        "--artifacts-destination", str(home / "artifacts"),
-        "--serve-artifacts",
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--workers", "1",
-    ]  # fmt: skip
-    # The job executor (for GenAI evaluation jobs) spawns extra worker processes that a
-    # tracking-only server never uses; they cost seconds at start and memory after.
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    server = MlflowServer(home, port).start()
     try:
-        _wait_until_healthy(uri, process, home / "server.log")
-        yield uri
+        yield server.wait_ready()
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        server.stop()
 
 
 def _healthy(uri: str) -> bool:
@@ -63,23 +104,6 @@ def _healthy(uri: str) -> bool:
         return httpx.get(f"{uri}/health", timeout=1.0).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def _wait_until_healthy(uri: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log.read_text()[-400:].strip().splitlines()[-1:] or ["(no output)"]
-            raise ServiceUnavailable(
-                f"mlflow server exited at start: {tail[0]}", f"see {log} for the full log"
-            )
-        if _healthy(uri):
-            return
-        time.sleep(0.3)
-    process.kill()
-    raise ServiceUnavailable(
-        f"mlflow server did not answer within {STARTUP_TIMEOUT_S:.0f}s", f"see {log}"
-    )
 
 
 def require_tracking_server(uri: str) -> None:

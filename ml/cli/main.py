@@ -22,6 +22,8 @@ app = typer.Typer(
 
 # (module under ml.cli, group name, help). A group module exposes a `app: typer.Typer`.
 _GROUPS: list[tuple[str, str, str]] = [
+    ("demo", "demo", "Run the whole ML lifecycle embedded (no cluster); outputs in build/demo/."),
+    ("monitor", "monitor", "Drift and quality monitoring; measure detection quality."),
     ("infra", "infra", "Render and check the Pulumi program offline."),
 ]
 
