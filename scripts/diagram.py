@@ -18,6 +18,12 @@ from pathlib import Path
 
 COLLAPSE_OVER = 3  # more children than this of one type under one parent -> one "×N" node
 HIDDEN_PREFIXES = ("pulumi:pulumi:Stack", "pulumi:providers:")
+# Settings-like resources that belong to another one (bucket policies, role attachments, route
+# associations, generated passwords): one "supporting resources ×N" node per parent.
+SUPPORTING = re.compile(
+    r"/(rolePolicy|rolePolicyAttachment|routeTableAssociation|bucket[A-Z]\w*|lifecyclePolicy"
+    r"|randomPassword):"
+)
 
 
 @dataclass(frozen=True)
@@ -63,12 +69,13 @@ def nodes(inventory: list[dict]) -> list[Node]:
             label = f"{r['name']}\n{short_type(r['type'])}"
             out.append(Node(_id("c", r["name"]), label, parent, r["name"]))
         else:
-            groups[(parent, r["type"])].append(r["name"])
+            kind = "supporting" if SUPPORTING.search(r["type"]) else r["type"]
+            groups[(parent, kind)].append(r["name"])
     for (parent, token), names in sorted(
         groups.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])
     ):
-        kind = short_type(token)
-        if len(names) > COLLAPSE_OVER:
+        kind = short_type(token) if token != "supporting" else "supporting resources"
+        if len(names) > COLLAPSE_OVER or token == "supporting":
             out.append(Node(_id("g", f"{parent}-{token}"), f"{kind} ×{len(names)}", parent))
         else:
             out += [Node(_id("r", f"{parent}-{token}-{n}"), f"{n}\n{kind}", parent) for n in names]
