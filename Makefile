@@ -1,0 +1,64 @@
+# The project's commands. `make help` lists them. Every target bootstraps what it needs:
+# uv (from PyPI, into .tools/ when it is not on PATH) and the virtual environment from uv.lock.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+RUN := $(UV) run --frozen
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	@echo "bootstrap: installing uv $(UV_VERSION) into .tools/ (from PyPI)"
+	@python3 -m venv .tools/venv && .tools/venv/bin/pip install -q "uv==$(UV_VERSION)"
+	@mkdir -p .tools/bin && ln -sf ../venv/bin/uv .tools/bin/uv
+
+.venv/.synced: uv.lock pyproject.toml | $(UV)
+	@echo "bootstrap: creating .venv from uv.lock"
+	@$(UV) sync --frozen --quiet
+	@touch $@
+
+.PHONY: bootstrap
+bootstrap: .venv/.synced ## Install uv if missing and the locked environment
+
+.PHONY: demo
+demo: bootstrap ## Run the whole ML lifecycle embedded; outputs in build/demo/
+	@$(RUN) mlops demo
+
+.PHONY: test
+test: bootstrap ## Run the test suite (starts PostgreSQL/Redis on loopback when installed)
+	@bash scripts/services.sh start || echo "services: not started; integration tests will skip (run 'make services')"
+	@$(RUN) pytest $(PYTEST_ARGS); status=$$?; bash scripts/services.sh stop || true; exit $$status
+
+.PHONY: services
+services: ## Install PostgreSQL, Redis, promtool and Chromium from Debian packages (needs root)
+	@bash scripts/services.sh install
+
+.PHONY: lint
+lint: bootstrap ## ruff format check, ruff lint, mypy
+	@$(RUN) ruff format --check ml components infra scripts tests
+	@$(RUN) ruff check ml components infra scripts tests
+	@$(RUN) mypy
+
+.PHONY: render
+render: bootstrap ## Render all three stacks offline into build/infra/<stack>/
+	@for stack in local aws-dev aws-prod; do $(RUN) mlops infra render --stack $$stack --out build/infra/$$stack; done
+
+.PHONY: bench
+bench: bootstrap ## Serving and feature-store benchmarks into build/bench/*.json
+	@$(RUN) mlops bench serving
+	@$(RUN) mlops bench features
+
+.PHONY: eval
+eval: bootstrap ## Measure drift detection quality into build/eval/drift.json
+	@$(RUN) mlops monitor evaluate
+
+.PHONY: clean
+clean: ## Remove build outputs (keeps .venv and .tools)
+	@bash scripts/services.sh stop 2>/dev/null || true
+	@rm -rf build
