@@ -11,10 +11,14 @@ its TTL comes back as missing, which the models handle explicitly.
 
 from __future__ import annotations
 
+import copy
 from datetime import timedelta
 
 import pandas as pd
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, RequestSource, ValueType
+from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import (
+    PostgreSQLSource,
+)
 from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float64, Int64
 
@@ -39,6 +43,24 @@ customer_profile_source = FileSource(
 customer_transactions_source = FileSource(
     name="customer_transactions_source",
     path="data/customer_transactions.parquet",
+    timestamp_field="event_timestamp",
+    created_timestamp_column="created_timestamp",
+    description="Validated weekly transaction aggregates.",
+)
+
+# The same tables in the production offline store (Postgres). They keep the file sources' names
+# so that a registry looks the same in every environment; only one kind is applied per store.
+customer_profile_pg_source = PostgreSQLSource(
+    name="customer_profile_source",
+    table="feast_customer_profile",
+    timestamp_field="event_timestamp",
+    created_timestamp_column="created_timestamp",
+    description="Validated customer profile snapshots.",
+)
+
+customer_transactions_pg_source = PostgreSQLSource(
+    name="customer_transactions_source",
+    table="feast_customer_transactions",
     timestamp_field="event_timestamp",
     created_timestamp_column="created_timestamp",
     description="Validated weekly transaction aggregates.",
@@ -128,3 +150,30 @@ ALL_OBJECTS = [
     *ON_DEMAND_VIEWS,
     *FEATURE_SERVICES.values(),
 ]
+# Batch source per offline store type, per feature view (file is what the views declare).
+POSTGRES_SOURCES = {
+    customer_profile.name: customer_profile_pg_source,
+    customer_transactions.name: customer_transactions_pg_source,
+}
+
+
+def objects_for(offline_store_type: str) -> list:
+    """The objects to apply for a store whose offline store is ``offline_store_type``.
+
+    Feature names, TTLs, entities and services are the same everywhere; only the feature views'
+    batch source follows the offline store (Parquet files, or Postgres tables).
+    """
+    if offline_store_type != "postgres":
+        return ALL_OBJECTS
+    views = []
+    for view in FEATURE_VIEWS:
+        moved = copy.copy(view)
+        moved.batch_source = POSTGRES_SOURCES[view.name]
+        views.append(moved)
+    return [
+        *ENTITIES,
+        *POSTGRES_SOURCES.values(),
+        *views,
+        *ON_DEMAND_VIEWS,
+        *FEATURE_SERVICES.values(),
+    ]

@@ -7,21 +7,26 @@ different ``feature_store.yaml`` (see ``environments/``).
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pandas as pd
 from feast import FeatureService, FeatureStore
 
 from ml.data.generate import REQUEST_FEATURES
-from ml.errors import UserError
+from ml.errors import ServiceUnavailable, UserError
 from ml.features import definitions
 
 ENVIRONMENTS_DIR = Path(__file__).parent / "environments"
 # Tables that feed feature views; they are written as Parquet into the repo's data/ folder.
 SOURCE_TABLES = ("customer_profile", "customer_transactions")
+_ENV_REFERENCE = re.compile(r"\$\{(\w+)\}")
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def prepare_repo(repo_dir: Path, environment: str = "embedded") -> Path:
@@ -35,28 +40,107 @@ def prepare_repo(repo_dir: Path, environment: str = "embedded") -> Path:
     return repo_dir
 
 
+def production_environment(
+    postgres_url: str, redis_url: str, project: str = "credit_risk"
+) -> dict[str, str]:
+    """The ``MLOPS_FEAST_*`` variables that ``environments/production.yaml`` reads.
+
+    Args:
+        postgres_url: ``postgresql://user:password@host:port/db[?sslmode=...]``.
+        redis_url: ``redis://[:password@]host:port[/db]`` (``rediss://`` for TLS).
+        project: Feast project; namespaces registry rows and Redis keys.
+
+    Returns:
+        Variables to put into the environment of any process that opens the store.
+    """
+    pg, rd = urlsplit(postgres_url), urlsplit(redis_url)
+    query = dict(part.split("=", 1) for part in pg.query.split("&") if "=" in part)
+    sslmode = query.get("sslmode", "disable" if pg.hostname in _LOOPBACK else "require")
+    redis = f"{rd.hostname}:{rd.port or 6379},db={(rd.path or '/0').strip('/') or 0}"
+    if rd.password:
+        redis += f",password={unquote(rd.password)}"
+    if rd.scheme == "rediss":
+        redis += ",ssl=true"
+    return {
+        "MLOPS_FEAST_PROJECT": project,
+        "MLOPS_FEAST_REGISTRY_URL": pg._replace(scheme="postgresql+psycopg", query="").geturl(),
+        "MLOPS_FEAST_REDIS": redis,
+        "MLOPS_FEAST_PG_HOST": pg.hostname or "localhost",
+        "MLOPS_FEAST_PG_PORT": str(pg.port or 5432),
+        "MLOPS_FEAST_PG_DATABASE": pg.path.lstrip("/"),
+        "MLOPS_FEAST_PG_USER": unquote(pg.username or ""),
+        "MLOPS_FEAST_PG_PASSWORD": unquote(pg.password or ""),
+        "MLOPS_FEAST_PG_SSLMODE": sslmode,
+    }
+
+
+def missing_variables(repo_dir: Path) -> list[str]:
+    """Environment variables that ``repo_dir``'s ``feature_store.yaml`` needs but are unset."""
+    text = (repo_dir / "feature_store.yaml").read_text()
+    return sorted({name for name in _ENV_REFERENCE.findall(text) if not os.environ.get(name)})
+
+
 def ingest(repo_dir: Path, tables: dict[str, pd.DataFrame]) -> dict[str, Path]:
-    """Write the validated source tables where the feature views' sources point."""
+    """Write the validated source tables where the feature views' sources point.
+
+    The Parquet files are always written (they are the embedded offline store and the input of
+    the snapshot archive); a Postgres offline store additionally gets them as tables.
+    """
     paths: dict[str, Path] = {}
     for name in SOURCE_TABLES:
         path = repo_dir / "data" / f"{name}.parquet"
         tables[name].to_parquet(path, index=False)
         paths[name] = path
+    config = _repo_config(repo_dir)
+    if config.offline_store.type == "postgres":
+        from ml.features.postgres import load_tables
+
+        load_tables(config.offline_store, {n: tables[n] for n in SOURCE_TABLES})
     return paths
 
 
-def open_store(repo_dir: Path) -> FeatureStore:
-    """Open the feature store whose ``feature_store.yaml`` is in ``repo_dir``."""
+def _repo_config(repo_dir: Path):
+    from feast.repo_config import load_repo_config
+
+    _require_variables(repo_dir)
+    return load_repo_config(repo_dir, repo_dir / "feature_store.yaml")
+
+
+def _require_variables(repo_dir: Path) -> None:
     if not (repo_dir / "feature_store.yaml").exists():
         raise UserError(
             f"no feature_store.yaml in {repo_dir}", "run `mlops demo` (or prepare the repo) first"
         )
-    return FeatureStore(repo_path=str(repo_dir))
+    missing = missing_variables(repo_dir)
+    if missing:
+        raise UserError(
+            f"feature store config needs unset environment variables {missing}",
+            "export them (see ml/features/environments/production.yaml)",
+        )
+
+
+def open_store(repo_dir: Path) -> FeatureStore:
+    """Open the feature store whose ``feature_store.yaml`` is in ``repo_dir``.
+
+    Raises:
+        UserError: no config, or the config refers to unset environment variables.
+        ServiceUnavailable: the registry (e.g. Postgres) cannot be reached.
+    """
+    _require_variables(repo_dir)
+    try:
+        return FeatureStore(repo_path=str(repo_dir))
+    except Exception as error:  # SQLAlchemy/psycopg errors when the SQL registry is down
+        if "OperationalError" not in type(error).__name__:
+            raise
+        raise ServiceUnavailable(
+            f"feature registry unreachable: {str(error).splitlines()[0]}",
+            "start the registry database or fix MLOPS_FEAST_REGISTRY_URL",
+        ) from None
 
 
 def apply(store: FeatureStore) -> None:
     """Register every definition (idempotent, like ``feast apply``)."""
-    store.apply(definitions.ALL_OBJECTS)
+    store.apply(definitions.objects_for(store.config.offline_store.type))
 
 
 def feature_service(store: FeatureStore, name: str) -> FeatureService:
