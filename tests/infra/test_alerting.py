@@ -173,11 +173,12 @@ def _run(promtool: str, *args: str) -> subprocess.Popen:
     return subprocess.Popen([promtool, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def test_promtool_check_and_test_rules(tmp_path: Path) -> None:
+def run_promtool(groups: list[dict], tmp_path: Path) -> None:
+    """``promtool check rules`` and ``promtool test rules`` (every FIRES/QUIET case) on a rules
+    file holding ``groups``; fails the test with promtool's output."""
     promtool = _promtool()
     rules = tmp_path / "rules.yml"
-    # The same data the Monitoring component puts into the PrometheusRule's spec.groups.
-    rules.write_text(yaml.safe_dump({"groups": alerting.rule_groups(namespace=NAMESPACE)}))
+    rules.write_text(yaml.safe_dump({"groups": groups}))
     # Day-long cases are evaluated every 5 minutes instead of every minute (5x faster); every
     # `for:` they exercise is a multiple of 5 minutes.
     files = []
@@ -194,6 +195,11 @@ def test_promtool_check_and_test_rules(tmp_path: Path) -> None:
     for proc in procs:
         out, _ = proc.communicate(timeout=50)
         assert proc.returncode == 0, f"{' '.join(map(str, proc.args))}:\n{out.decode()}"
+
+
+def test_promtool_check_and_test_rules(tmp_path: Path) -> None:
+    # The same data the Monitoring component puts into the PrometheusRule's spec.groups.
+    run_promtool(alerting.rule_groups(namespace=NAMESPACE), tmp_path)
 
 
 def _eval_time(test: dict) -> str:
