@@ -39,16 +39,22 @@ class DriftConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    features: tuple[str, ...] = Field(FEATURE_COLUMNS, description="Model inputs to test.")
-    prediction_column: str = Field("score", description="Predicted probability, if logged.")
-    target_column: str = Field(LABEL, description="Label, tested when both frames carry it.")
-    alpha: float = Field(0.01, gt=0, lt=1, description="Family-wise level of the alarm.")
-    correction: Correction = Field("bh", description="Multiple-testing correction.")
-    num_method: str = Field("ks", description="Evidently test for numeric columns.")
-    cat_method: str = Field("chisquare", description="Evidently test for categorical columns.")
-    binary_method: str = Field("z", description="Evidently test for two-valued columns.")
-    min_rows: int = Field(100, ge=10, description="Fewer rows in a frame is a user error.")
-    engine: Engine = Field("evidently", description="Who computes the p-values.")
+    features: tuple[str, ...] = Field(default=FEATURE_COLUMNS, description="Model inputs to test.")
+    prediction_column: str = Field(
+        default="score", description="Predicted probability, if logged."
+    )
+    target_column: str = Field(
+        default=LABEL, description="Label, tested when both frames carry it."
+    )
+    alpha: float = Field(default=0.01, gt=0, lt=1, description="Family-wise level of the alarm.")
+    correction: Correction = Field(default="bh", description="Multiple-testing correction.")
+    num_method: str = Field(default="ks", description="Evidently test for numeric columns.")
+    cat_method: str = Field(
+        default="chisquare", description="Evidently test for categorical columns."
+    )
+    binary_method: str = Field(default="z", description="Evidently test for two-valued columns.")
+    min_rows: int = Field(default=100, ge=10, description="Fewer rows in a frame is a user error.")
+    engine: Engine = Field(default="evidently", description="Who computes the p-values.")
 
 
 @dataclass(frozen=True)

@@ -60,16 +60,18 @@ class EvaluationConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    n_windows: int = Field(30, ge=2, description="Drifted windows per scenario and size.")
-    n_null_windows: int = Field(150, ge=2, description="No-drift windows (the FPR).")
-    window_size: int = Field(1000, ge=100, description="Rows per current window.")
-    reference_size: int = Field(5000, ge=100, description="Rows of the reference window.")
-    seed: int = Field(42, ge=0)
+    n_windows: int = Field(default=30, ge=2, description="Drifted windows per scenario and size.")
+    n_null_windows: int = Field(default=150, ge=2, description="No-drift windows (the FPR).")
+    window_size: int = Field(default=1000, ge=100, description="Rows per current window.")
+    reference_size: int = Field(default=5000, ge=100, description="Rows of the reference window.")
+    seed: int = Field(default=42, ge=0)
     sizes: dict[str, tuple[float, ...]] = Field(default_factory=lambda: dict(DEFAULT_SIZES))
     material: dict[str, float] = Field(default_factory=lambda: dict(MATERIAL))
     drift: DriftConfig = Field(default_factory=lambda: DriftConfig(engine="scipy"))
     quality: QualityConfig = Field(default_factory=QualityConfig)
-    check_windows: int = Field(2, ge=0, description="Windows cross-checked against Evidently.")
+    check_windows: int = Field(
+        default=2, ge=0, description="Windows cross-checked against Evidently."
+    )
 
 
 @dataclass

@@ -8,10 +8,15 @@ the gauges defined in :mod:`ml.metrics` and pushes them under the job name
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 from ml.errors import ServiceUnavailable
 from ml.monitor.drift import DriftResult
 from ml.monitor.quality import QualityMetrics
+
+if TYPE_CHECKING:
+    from prometheus_client import Gauge
 
 PUSH_JOB = "mlops-drift-monitor"
 
@@ -23,19 +28,24 @@ def set_gauges(result: DriftResult, quality: QualityMetrics | None = None) -> No
         result: The drift verdicts.
         quality: Model quality on the labelled part of the window, if any.
     """
+    gauge = _gauges()
+    gauge("mlops_drift_share").set(result.drift_share)
+    gauge("mlops_drift_detected").set(int(result.drift_detected))
+    for feature, p_value in result.feature_pvalues.items():
+        gauge("mlops_feature_drift_pvalue").labels(feature=feature).set(p_value)
+    if result.prediction is not None:
+        gauge("mlops_prediction_drift_pvalue").set(result.prediction.p_value)
+    if quality is not None:
+        for name in ("roc_auc", "brier", "precision", "recall", "default_rate"):
+            gauge("mlops_model_quality").labels(metric=name).set(getattr(quality, name))
+    gauge("mlops_monitor_last_run_timestamp_seconds").set(time.time())
+
+
+def _gauges() -> Callable[[str], Gauge]:
     from ml.metrics import registry
 
     _, metrics = registry()
-    metrics["mlops_drift_share"].set(result.drift_share)
-    metrics["mlops_drift_detected"].set(int(result.drift_detected))
-    for feature, p_value in result.feature_pvalues.items():
-        metrics["mlops_feature_drift_pvalue"].labels(feature=feature).set(p_value)
-    if result.prediction is not None:
-        metrics["mlops_prediction_drift_pvalue"].set(result.prediction.p_value)
-    if quality is not None:
-        for name in ("roc_auc", "brier", "precision", "recall", "default_rate"):
-            metrics["mlops_model_quality"].labels(metric=name).set(getattr(quality, name))
-    metrics["mlops_monitor_last_run_timestamp_seconds"].set(time.time())
+    return lambda name: cast("Gauge", metrics[name])
 
 
 def push(gateway: str, job: str = PUSH_JOB, timeout: float = 5.0) -> None:

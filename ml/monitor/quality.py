@@ -49,13 +49,21 @@ class QualityConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    decision_threshold: float = Field(0.5, gt=0, lt=1, description="Score that means 'default'.")
-    window: str = Field("7D", description="Pandas frequency of the quality windows.")
-    min_labelled: int = Field(200, ge=20, description="Fewer labelled rows: no decision.")
-    min_auc_drop: float = Field(0.03, ge=0, description="Smallest AUC drop that matters.")
-    min_brier_increase: float = Field(0.01, ge=0, description="Smallest Brier rise that matters.")
-    alpha: float = Field(0.001, gt=0, lt=1, description="Level of each of the three tests.")
-    features: tuple[str, ...] = Field(FEATURE_COLUMNS, description="Inputs of the label model.")
+    decision_threshold: float = Field(
+        default=0.5, gt=0, lt=1, description="Score that means 'default'."
+    )
+    window: str = Field(default="7D", description="Pandas frequency of the quality windows.")
+    min_labelled: int = Field(default=200, ge=20, description="Fewer labelled rows: no decision.")
+    min_auc_drop: float = Field(default=0.03, ge=0, description="Smallest AUC drop that matters.")
+    min_brier_increase: float = Field(
+        default=0.01, ge=0, description="Smallest Brier rise that matters."
+    )
+    alpha: float = Field(
+        default=0.001, gt=0, lt=1, description="Level of each of the three tests."
+    )
+    features: tuple[str, ...] = Field(
+        default=FEATURE_COLUMNS, description="Inputs of the label model."
+    )
 
 
 @dataclass(frozen=True)

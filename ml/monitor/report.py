@@ -84,7 +84,9 @@ def _histograms(
         values = pd.concat([reference[column], current[column]]).dropna()
         bins = np.histogram_bin_edges(values.clip(*values.quantile([0.005, 0.995])), bins=30)
         for frame, label in ((reference, "reference"), (current, "current")):
-            ax.hist(frame[column].dropna(), bins=bins, density=True, alpha=0.5, label=label)
+            ax.hist(
+                frame[column].dropna(), bins=bins.tolist(), density=True, alpha=0.5, label=label
+            )
         ax.set_title(f"{column} (p={result.feature_pvalues[column]:.2g})", fontsize=9)
     fig.axes[0].legend(fontsize=8)
     fig.tight_layout()
@@ -98,8 +100,8 @@ def _score_plot(reference: pd.Series, current: pd.Series, path: Path) -> Path:
     fig = Figure(figsize=(6, 3.2))
     ax = fig.subplots()
     bins = np.linspace(0, 1, 41)
-    ax.hist(reference, bins=bins, density=True, alpha=0.5, label="reference")
-    ax.hist(current, bins=bins, density=True, alpha=0.5, label="current")
+    ax.hist(reference, bins=bins.tolist(), density=True, alpha=0.5, label="reference")
+    ax.hist(current, bins=bins.tolist(), density=True, alpha=0.5, label="current")
     ax.set_xlabel("predicted default probability")
     ax.set_title("Prediction score distribution")
     ax.legend()
