@@ -279,7 +279,8 @@ def _target(query: Query, ref_id: str) -> prometheus.Dataquery:
     return q.instant() if query.instant else q.range()
 
 
-_BUILDERS = {
+PanelBuilder = timeseries.Panel | stat.Panel | heatmap.Panel | table.Panel
+_BUILDERS: dict[str, type[PanelBuilder]] = {
     "timeseries": timeseries.Panel,
     "stat": stat.Panel,
     "heatmap": heatmap.Panel,
@@ -287,7 +288,7 @@ _BUILDERS = {
 }
 
 
-def _panel(spec: Panel):
+def _panel(spec: Panel) -> PanelBuilder:
     builder = (
         _BUILDERS[spec.kind]()
         .title(spec.title)
@@ -320,7 +321,17 @@ def _dashboard(uid: str, title: str, description: str, panels: list[Panel]) -> d
     for spec in panels:
         board = board.with_panel(_panel(spec))
     # Round-trip through the SDK's encoder: plain JSON, exactly what Grafana reads.
-    return json.loads(json.dumps(board.build(), cls=JSONEncoder))
+    return _drop_nulls(json.loads(json.dumps(board.build(), cls=JSONEncoder)))
+
+
+def _drop_nulls(value):
+    """Remove ``null`` fields: Grafana fills in defaults for missing ones, not for nulls (the SDK
+    emits ``"options": null`` for panels without options)."""
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
 
 
 def dashboards(namespace: str = "mlops") -> dict[str, dict]:
