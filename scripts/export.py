@@ -2,7 +2,7 @@
 run artifacts, and the Feast registry.
 
 MLflow is read with its client against the stack's tracking URI (the ``mlflowTrackingUri``
-output, or ``--tracking-uri`` when the server is only reachable through
+output ``mlflowUrl``, or ``--tracking-uri`` when the server is only reachable through
 ``kubectl port-forward``); basic-auth credentials come from ``MLFLOW_TRACKING_USERNAME`` /
 ``MLFLOW_TRACKING_PASSWORD``. The Feast registry is dumped with ``feast registry-dump`` run
 inside the feature-server Deployment (``kubectl exec``), where the registry database is
@@ -24,11 +24,11 @@ from typing import Any
 from ml.errors import ServiceUnavailable, UserError
 from scripts import workflow
 
-TRACKING_URI_OUTPUTS = ("mlflowTrackingUri", "mlflow_tracking_uri", "trackingUri")
+TRACKING_URI_OUTPUTS = ("mlflowUrl", "mlflowTrackingUri")  # infra/stack.py exports mlflowUrl
 NAMESPACE_OUTPUTS = ("namespace",)
-FEAST_DEPLOYMENT_OUTPUTS = ("feastDeployment", "feast_deployment")
+FEAST_DEPLOYMENT_OUTPUTS = ("feastDeployment",)
 DEFAULT_NAMESPACE = "mlops"
-DEFAULT_FEAST_DEPLOYMENT = "feature-store-server"
+DEFAULT_FEAST_DEPLOYMENT = "feast-server"  # the FeatureStore component's Deployment
 
 
 def _first(outputs: dict[str, Any], keys: tuple[str, ...], default: Any = None) -> Any:

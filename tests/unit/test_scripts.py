@@ -307,7 +307,7 @@ def test_document_writes_a_dated_folder(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(diagram.shutil, "which", lambda _name: None)
     stack = FakeStack(
         "aws-dev",
-        outputs={"mlflowTrackingUri": "http://mlflow", "grafanaAdminPassword": "s3cret"},
+        outputs={"mlflowUrl": "http://mlflow", "grafanaAdminPassword": "s3cret"},
         history=[Update(datetime(2026, 11, 21, 12, 0, tzinfo=UTC))],
     )
     folder = document.document(

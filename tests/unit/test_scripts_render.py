@@ -63,3 +63,15 @@ def test_document_offline_from_the_real_render(inventories, tmp_path, monkeypatc
         out=lambda _l: None,
     )
     assert {"cost.md", "architecture.md", "inventory.json"} <= {p.name for p in folder.iterdir()}
+
+
+@pytest.mark.slow
+def test_destroy_exports_from_the_feast_deployment_the_stack_creates(inventories) -> None:
+    from scripts.export import DEFAULT_FEAST_DEPLOYMENT, DEFAULT_NAMESPACE
+
+    deployments = {
+        (r["inputs"]["metadata"].get("namespace"), r["inputs"]["metadata"]["name"])
+        for r in inventories["aws-dev"]
+        if r["type"] == "kubernetes:apps/v1:Deployment"
+    }
+    assert (DEFAULT_NAMESPACE, DEFAULT_FEAST_DEPLOYMENT) in deployments
