@@ -1,0 +1,71 @@
+"""Online features for the request path, read through Feast's online store API.
+
+``FeatureStore.get_online_features`` builds protobuf responses and runs on-demand machinery on
+every call; for a single entity that is several times the cost of the lookup itself (profiled:
+see docs/serving.md). :class:`OnlineFeatureReader` resolves the feature service's views once and
+then calls the provider's ``online_read`` per view, which reads the same online store (Feast
+stays the source of truth; nothing is copied). A parity test checks it against the SDK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class _View:
+    view: Any  # feast.FeatureView
+    names: list[str]
+    columns: list[int]  # positions of ``names`` in the output vector
+
+
+class OnlineFeatureReader:
+    """Reads a feature service's online values for customer ids into a float array."""
+
+    def __init__(self, store: Any, service_name: str) -> None:
+        from ml.features.store import feature_service
+
+        service = feature_service(store, service_name)
+        self.store = store
+        self.provider = store._get_provider()  # the public SDK has no lower-level read
+        self.names: list[str] = []
+        self.views: list[_View] = []
+        for projection in service.feature_view_projections:
+            names = [f.name for f in projection.features]
+            first = len(self.names)
+            self.names += names
+            view = store.get_feature_view(projection.name)
+            self.views.append(_View(view, names, list(range(first, first + len(names)))))
+
+    def read(self, customer_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Feature values (NaN where missing) and, per id, whether any view knows the entity."""
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+
+        keys = [
+            EntityKey(join_keys=["customer_id"], entity_values=[Value(int64_val=int(c))])
+            for c in customer_ids
+        ]
+        values = np.full((len(keys), len(self.names)), np.nan)
+        found = np.zeros(len(keys), dtype=bool)
+        for part in self.views:
+            rows = self.provider.online_read(
+                config=self.store.config,
+                table=part.view,
+                entity_keys=keys,
+                requested_features=part.names,
+            )
+            for i, (_, data) in enumerate(rows):
+                if not data:
+                    continue
+                found[i] = True
+                for name, column in zip(part.names, part.columns, strict=True):
+                    proto = data.get(name)
+                    kind = proto.WhichOneof("val") if proto is not None else None
+                    if kind is not None:
+                        values[i, column] = getattr(proto, kind)
+        return values, found
