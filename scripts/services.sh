@@ -16,7 +16,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DIR="${MLOPS_SERVICES_DIR:-$ROOT/build/services}"
 PG_PORT="${MLOPS_SERVICES_PG_PORT:-55432}"
 REDIS_PORT="${MLOPS_SERVICES_REDIS_PORT:-56379}"
-PG_DATA="$DIR/postgres"
+PG_DATA="$DIR/postgres"  # moved to /tmp by resolve_pg_data if the cluster owner can't reach it
 PG_USER="mlops"
 PG_DB="mlops"
 REDIS_DIR="$DIR/redis"
@@ -62,8 +62,10 @@ cmd_install() {
     as_root chmod +x "$policy"
     created_policy=1
   fi
-  # shellcheck disable=SC2064  # expand now: the trap must remove exactly this file
-  [[ $created_policy -eq 1 ]] && trap "as_root rm -f '$policy'" EXIT
+  if [[ $created_policy -eq 1 ]]; then
+    # shellcheck disable=SC2064  # expand now: the trap must remove exactly this file
+    trap "as_root rm -f '$policy'" EXIT
+  fi
   export DEBIAN_FRONTEND=noninteractive
   as_root apt-get update -qq
   as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
@@ -90,6 +92,20 @@ as_owner() {
   if [[ $EUID -eq 0 ]]; then runuser -u "$owner" -- "$@"; else "$@"; fi
 }
 
+# The cluster's owner must be able to reach its data dir; a checkout under a private home
+# (e.g. /root, mode 700) is not reachable for `postgres`, so the cluster then lives in /tmp,
+# under a name derived from this checkout's path (stable across start/status/stop).
+resolve_pg_data() {
+  [[ $EUID -eq 0 ]] || return 0
+  id postgres >/dev/null 2>&1 || return 0
+  mkdir -p "$DIR"
+  if ! runuser -u postgres -- test -x "$DIR"; then
+    PG_DATA="${TMPDIR:-/tmp}/mlops-services-$(printf '%s' "$DIR" | cksum | cut -d' ' -f1)/postgres"
+    mkdir -p "$(dirname "$PG_DATA")"
+    chmod 755 "$(dirname "$PG_DATA")"
+  fi
+}
+
 pg_running() { [[ -f "$PG_DATA/PG_VERSION" ]] && as_owner "$(pg_bin)/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; }
 
 redis_running() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
@@ -106,7 +122,8 @@ start_postgres() {
     password="$(head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24)"
     (umask 077 && printf '%s\n' "$password" >"$DIR/postgres.password")
     # initdb needs an empty data dir and a password file its owner can read.
-    local pwfile="$DIR/.initdb.pw"
+    local pwfile
+    pwfile="$(dirname "$PG_DATA")/.initdb.pw"
     (umask 077 && cp "$DIR/postgres.password" "$pwfile")
     chown "$owner" "$pwfile" "$PG_DATA"
     chmod 700 "$PG_DATA"
@@ -181,6 +198,8 @@ cmd_status() {
   fi
   return $ok
 }
+
+[[ "${1:-}" == install ]] || resolve_pg_data
 
 case "${1:-}" in
   install) cmd_install ;;
