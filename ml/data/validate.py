@@ -30,8 +30,9 @@ from ml.errors import UserError
 
 # Reference quantile levels: 1 %, 2 %, …, 99 %; enough to bound the KS distance to ~0.01.
 QUANTILE_LEVELS = tuple(round(p, 2) for p in np.linspace(0.01, 0.99, 99))
-# Columns that identify or time a row; their distribution is not a data-quality signal.
-_NOT_PROFILED = {"customer_id", "application_id"}
+# Keys are not a data-quality signal; the label's null rate depends on how recent the batch is
+# (labels arrive 30-90 days late) and its distribution is the monitors' business.
+_NOT_PROFILED = {"customer_id", "application_id", "defaulted"}
 # Kolmogorov's c(alpha) at alpha = 0.001: below this distance a batch of n rows is consistent
 # with the reference by chance alone, so small batches are not flagged for sampling noise.
 _KS_C_ALPHA = 1.95
@@ -182,6 +183,7 @@ def _null_rate_check(reference: ColumnProfile, slack: float) -> pa.Check:
         lambda series: bool(series.isna().mean() <= ceiling),
         name="null_rate",
         error=f"null_rate<={ceiling}",
+        ignore_na=False,  # pandera drops nulls before checks by default; here they are the point
     )
 
 
