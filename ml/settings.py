@@ -88,6 +88,11 @@ class Settings(BaseSettings):
         return self.build / "bench"
 
     @property
+    def audit_log(self) -> Path:
+        """The append-only, hash-chained audit log of the embedded mode."""
+        return self.build / "audit" / "audit.jsonl"
+
+    @property
     def lock_file(self) -> Path:
         return self.root / "uv.lock"
 

@@ -1,0 +1,156 @@
+"""The closed loop: drift or a quality drop triggers retraining; only a better model ships.
+
+1. :func:`trigger` turns the monitors' verdicts into a decision to retrain, with its reason.
+2. :func:`retrain` trains the candidates on fresh data from the feature store, scores the
+   current champion on the *same* recent holdout, and promotes the best candidate only if it
+   passes the gate against that champion (``ml/pipeline.yaml``); otherwise the champion stays.
+3. :func:`guard` runs after a promotion: if live quality degrades, the previous champion is
+   restored automatically.
+
+Every decision is recorded twice, with its reason: as MLflow tags on the model version it
+concerns and as an entry in the append-only, hash-chained audit log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+
+from ml import registry
+from ml.config import PipelineConfig
+from ml.evaluate import classification_metrics
+from ml.features.store import model_features
+from ml.governance import audit
+from ml.lineage import Lineage
+from ml.monitor.drift import DriftResult
+from ml.monitor.quality import QualityDecision
+from ml.pipeline import register_winner, train_and_gate
+from ml.settings import Settings
+from ml.train import LABEL, time_split
+
+ACTOR = "retraining-pipeline"
+
+
+@dataclass(frozen=True)
+class Trigger:
+    triggered: bool
+    reason: str
+
+
+@dataclass
+class RetrainDecision:
+    """What the loop decided and why; ``summary.json``'s ``retraining`` section."""
+
+    triggered: bool
+    reason: str
+    promoted: bool = False
+    gate_metrics: dict[str, Any] = field(default_factory=dict)
+    champion_before: str | None = None
+    champion_after: str | None = None
+    new_version: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def trigger(drift: DriftResult | None, quality: QualityDecision | None) -> Trigger:
+    """Retrain when the dataset drifted or quality dropped; say which, or why not."""
+    reasons = []
+    if drift is not None and drift.dataset_drift:
+        drifted = ", ".join(c.column for c in drift.columns if c.drifted)
+        reasons.append(f"data drift in {drifted}")
+    if quality is not None and quality.drop:
+        reasons.append(quality.reason)
+    if reasons:
+        return Trigger(True, "; ".join(reasons))
+    return Trigger(False, "no drift and no quality drop: champion stays, no retraining")
+
+
+def retrain(
+    why: Trigger,
+    training_set: pd.DataFrame,
+    settings: Settings,
+    config: PipelineConfig,
+    lineage: Lineage,
+) -> RetrainDecision:
+    """Retrain on ``training_set`` (fresh, point in time) and promote only a better model."""
+    model_name = settings.model_name
+    champion = registry.alias_version(model_name, registry.CHAMPION)
+    decision = RetrainDecision(why.triggered, why.reason, champion_before=_version(champion))
+    if not why.triggered:
+        return _record(decision, settings)
+    features = model_features(settings.feature_service)
+    champion_metrics = _champion_on_holdout(model_name, training_set, features, config)
+    outcome = train_and_gate(training_set, settings, config, lineage, champion_metrics)
+    decision.gate_metrics = {
+        "champion": champion_metrics,
+        "candidates": {c.name: c.metrics for c in outcome.candidates},
+        "gate": {name: d.summary() for name, d in outcome.decisions.items()},
+    }
+    if outcome.winner is None:
+        decision.reason += " → no candidate beat the champion on the same recent data; kept it"
+    else:
+        registered = register_winner(outcome, model_name, promote=True)
+        decision.promoted, decision.new_version = True, registered.version
+        decision.reason += f" → {outcome.winner.name} passed the gate; promoted"
+    decision.champion_after = _version(registry.alias_version(model_name, registry.CHAMPION))
+    return _record(decision, settings)
+
+
+def guard(quality: QualityDecision, settings: Settings) -> RetrainDecision:
+    """After a promotion: restore the previous champion if live quality degraded."""
+    model_name = settings.model_name
+    current = _version(registry.alias_version(model_name, registry.CHAMPION))
+    decision = RetrainDecision(False, quality.reason, champion_before=current)
+    if quality.drop:
+        restored = registry.rollback(model_name)
+        decision.reason = f"rolled back to v{restored}: {quality.reason}"
+        decision.champion_after = restored
+        _record(decision, settings, action="rollback")
+    else:
+        decision.champion_after = current
+    return decision
+
+
+def _champion_on_holdout(model_name, training_set, features, config) -> dict[str, float] | None:
+    """The champion's metrics on the holdout the candidates are judged on."""
+    if registry.alias_version(model_name, registry.CHAMPION) is None:
+        return None
+    model = mlflow.sklearn.load_model(registry.model_uri(model_name))
+    _, holdout = time_split(training_set, config.split.holdout_fraction)
+    score = model.predict_proba(holdout[features])[:, 1]
+    return classification_metrics(holdout[LABEL], score, config.decision_threshold)
+
+
+def _record(
+    decision: RetrainDecision, settings: Settings, action: str = "retrain-decision"
+) -> RetrainDecision:
+    model_name = settings.model_name
+    version = decision.new_version or decision.champion_after or decision.champion_before
+    if version is not None:
+        client = MlflowClient()
+        client.set_model_version_tag(
+            model_name, version, f"{action}.reason", decision.reason[:4000]
+        )
+        client.set_model_version_tag(
+            model_name, version, f"{action}.promoted", str(decision.promoted)
+        )
+    subject = audit.model_subject(model_name, version or "none")
+    audit.append(action, subject, ACTOR, _jsonable(decision.to_dict()), path=settings.audit_log)
+    return decision
+
+
+def _version(model_version) -> str | None:
+    return None if model_version is None else str(model_version.version)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, float):
+        return round(value, 6)
+    return value
