@@ -164,21 +164,46 @@ def model_features(service_name: str) -> list[str]:
 
 
 def training_set(store: FeatureStore, entity_df: pd.DataFrame, service_name: str) -> pd.DataFrame:
-    """Point-in-time correct features for each row of ``entity_df``.
+    """Point-in-time correct features for each row of ``entity_df``: exactly one row per row.
 
     ``entity_df`` needs ``customer_id``, ``event_timestamp`` and the request fields; any other
     columns (ids, labels) are carried through. Rows come back sorted by ``application_id`` when
     present, so that the result (and its hash) does not depend on Feast's internal order.
+
+    Feast's file offline store silently drops entity rows in two cases: when a view has rows for
+    the entity but none within its TTL, the whole entity row disappears (not just that view's
+    values); and rows sharing ``(customer_id, event_timestamp)`` collapse into one (Feast issue
+    6787). So each view is joined on its own (a row it drops has no valid value *for that
+    view*, which is NaN), duplicate keys are joined in separate rounds, and the parts are
+    reassembled by row position.
     """
     service = feature_service(store, service_name)
-    frame = store.get_historical_features(entity_df=entity_df, features=service).to_df()
+    entity = entity_df.reset_index(drop=True)
+    parts = [_join_view(store, entity, refs) for refs in _refs_by_view(service)]
+    frame = pd.concat([entity, *parts], axis=1)
     key = "application_id" if "application_id" in frame else "event_timestamp"
-    frame = frame.sort_values(key, kind="stable").reset_index(drop=True)
-    return frame[[*entity_df.columns, *_new_columns(frame, entity_df)]]
+    return frame.sort_values(key, kind="stable").reset_index(drop=True)
 
 
-def _new_columns(frame: pd.DataFrame, entity_df: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c not in entity_df.columns]
+_ROW = "__row"
+
+
+def _refs_by_view(service: FeatureService) -> list[list[str]]:
+    return [
+        [f"{p.name_to_use()}:{f.name}" for f in p.features]
+        for p in service.feature_view_projections
+    ]
+
+
+def _join_view(store: FeatureStore, entity: pd.DataFrame, refs: list[str]) -> pd.DataFrame:
+    columns = [ref.split(":", 1)[1] for ref in refs]
+    rounds = entity.groupby(["customer_id", "event_timestamp"], sort=False).cumcount()
+    joined = []
+    for level in sorted(rounds.unique()):
+        chunk = entity[rounds == level].assign(**{_ROW: lambda f: f.index.to_numpy()})
+        result = store.get_historical_features(entity_df=chunk, features=refs).to_df()
+        joined.append(result.set_index(_ROW)[columns])
+    return pd.concat(joined).reindex(entity.index) if joined else pd.DataFrame(columns=columns)
 
 
 def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
