@@ -11,6 +11,8 @@ and the same champion metrics.
 from __future__ import annotations
 
 import json
+import operator
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +23,11 @@ import pandas as pd
 
 from ml.config import PipelineConfig, load_pipeline_config
 from ml.data import Drift, generate, sample_window
-from ml.data.generate import with_bad_rows
+from ml.data.generate import DEFAULT_START, with_bad_rows
+from ml.data.snapshot import snapshot_sha256
 from ml.demo_site import write_index
 from ml.features import store as feature_store
+from ml.monitor.drift import DriftResult
 from ml.pipeline import (
     Ingested,
     TrainingOutcome,
@@ -35,6 +39,7 @@ from ml.pipeline import (
     train_and_gate,
 )
 from ml.progress import Stages
+from ml.retrain import retrain, trigger
 from ml.settings import Settings
 from ml.tracking import MlflowServer
 from ml.train import time_split
@@ -43,6 +48,7 @@ from ml.train import time_split
 DEMO_DRIFT = Drift("covariate", 0.5)
 BAD_ROW_RATE = 0.003
 LIVE_WINDOW_ROWS = 1500
+FRESH_ID_OFFSET = 1_000_000  # ids of the fresh batch's customers and applications
 
 
 @dataclass
@@ -83,7 +89,9 @@ def run_demo(settings: Settings) -> dict[str, Any]:
         with run.stages.stage("registry", STAGE_TITLES["registry"]):
             stage_registry(run, outcome)
         with run.stages.stage("monitoring", STAGE_TITLES["monitoring"]):
-            stage_monitoring(run, outcome, training_set)
+            drift = stage_monitoring(run, outcome, training_set)
+        with run.stages.stage("retraining", STAGE_TITLES["retraining"]):
+            stage_retraining(run, ingested, drift)
     finally:
         server.stop()
     run.summary["timings_s"] = dict(run.stages.timings)
@@ -97,6 +105,7 @@ STAGE_TITLES = {
     "training": "Training candidate models, tracked in MLflow",
     "registry": "Evaluation gate, registration and the champion alias",
     "monitoring": "Evidently drift report on a drifted live window",
+    "retraining": "Closed loop: drift triggers retraining on fresh data, gated vs the champion",
 }
 
 
@@ -176,7 +185,9 @@ def stage_registry(run: DemoRun, outcome: TrainingOutcome) -> None:
     run.stages.note(f"{registered.name} v{registered.version} ({outcome.winner.name}) is champion")
 
 
-def stage_monitoring(run: DemoRun, outcome: TrainingOutcome, training_set: pd.DataFrame) -> None:
+def stage_monitoring(
+    run: DemoRun, outcome: TrainingOutcome, training_set: pd.DataFrame
+) -> DriftResult:
     from ml.monitor.drift import detect
     from ml.monitor.report import write_monitoring_report
 
@@ -187,18 +198,122 @@ def stage_monitoring(run: DemoRun, outcome: TrainingOutcome, training_set: pd.Da
     reference = _scored(holdout, outcome.winner.model, features)
     current = _scored(live, outcome.winner.model, features)
     result = detect(reference, current)
+    exposition = write_exposition(result, run.settings.demo_dir / "monitoring" / "metrics.prom")
     report = write_monitoring_report(
         reference, current, run.settings.demo_dir / "monitoring", result=result
     )
     run.summary["monitoring"] = {
-        "drift_detected": bool(result.dataset_drift),
+        "drift_detected": bool(result.drift_detected),
+        "dataset_drift": bool(result.dataset_drift),
+        "prediction_drift": bool(result.prediction_drift),
+        "alerts_would_fire": alerts_that_fire(exposition.read_text()),
+        "metrics_exposition": run.rel(exposition),
         "injected_drift": {"scenario": DEMO_DRIFT.scenario, "size": DEMO_DRIFT.size},
         "drifted_features": [c.column for c in result.columns if c.drifted],
         "report_html": run.rel(report),
         "evidently_html": run.rel(report.parent / "evidently_drift.html"),
     }
     run.output("Drift report (Evidently + plots)", report)
-    run.stages.note(f"dataset drift detected: {result.dataset_drift}")
+    run.output("Evidently's own drift report", report.parent / "evidently_drift.html")
+    run.output("Monitor metrics as pushed to Prometheus", exposition)
+    run.stages.note(result.verdict())
+    for alert in run.summary["monitoring"]["alerts_would_fire"]:
+        run.stages.note(f"alert that would fire: {alert['alert']} ({alert['severity']})")
+    return result
+
+
+def stage_retraining(run: DemoRun, ingested: Ingested, drift: DriftResult) -> None:
+    """A fresh batch from the drifted period goes through validation and Feast; retrain."""
+    settings = run.settings
+    fresh = generate(
+        settings.n_customers // 2,
+        settings.seed + 2,
+        days=180,
+        start=DEFAULT_START + pd.Timedelta(days=settings.history_days - 30),
+        drift=DEMO_DRIFT,
+        first_customer_id=FRESH_ID_OFFSET,
+        first_application_id=FRESH_ID_OFFSET,
+    )
+    batch_dir = settings.data_dir / "quarantine" / "batch-2"
+    batch_dir.mkdir(parents=True, exist_ok=True)
+    fresh_batch = ingest(fresh, batch_dir)
+    combined = combine(ingested, fresh_batch)
+    store = build_feature_store(settings.feature_repo_dir, combined)
+    entities = labelled_entities(fresh_batch.tables["applications"])
+    training_set = feature_store.training_set(store, entities, settings.feature_service)
+    lineage = lineage_for(settings, combined, training_set)
+    decision = retrain(trigger(drift, None), training_set, settings, run.config, lineage)
+    run.summary["retraining"] = {
+        **decision.to_dict(),
+        "fresh_training_rows": len(training_set),
+        "audit_log": run.rel(settings.audit_log),
+    }
+    run.output("Audit log (hash-chained JSON Lines)", settings.audit_log)
+    run.stages.note(decision.reason)
+
+
+def write_exposition(result: DriftResult, path: Path) -> Path:
+    """The monitor's gauges in Prometheus' text format, exactly as a scrape or push sends."""
+    from prometheus_client import generate_latest
+
+    from ml.metrics import registry
+    from ml.monitor.push import set_gauges
+
+    set_gauges(result)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(generate_latest(registry()[0]))
+    return path
+
+
+_SIMPLE_RULE = re.compile(r"^max\((\w+)\)\s*(==|>=|>|<=|<)\s*([0-9.]+)$")
+_OPERATORS = {
+    "==": operator.eq,
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+}
+
+
+def alerts_that_fire(exposition: str) -> list[dict[str, Any]]:
+    """The deployed alert rules of the form ``max(metric) OP value`` that these values trip.
+
+    Only that simple form is evaluated here (the drift alerts use it); every rule is tested
+    properly with promtool in the test suite.
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from components.alerting import rule_groups
+
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            values[sample.name] = max(values.get(sample.name, float("-inf")), sample.value)
+    firing = []
+    for rule in (r for group in rule_groups() for r in group["rules"] if "alert" in r):
+        match = _SIMPLE_RULE.match(rule["expr"].strip())
+        if (
+            match
+            and match[1] in values
+            and _OPERATORS[match[2]](values[match[1]], float(match[3]))
+        ):
+            firing.append(
+                {
+                    "alert": rule["alert"],
+                    "severity": rule["labels"]["severity"],
+                    "expr": rule["expr"],
+                }
+            )
+    return firing
+
+
+def combine(old: Ingested, new: Ingested) -> Ingested:
+    """Both batches' accepted rows as one snapshot (the feature store's sources grow)."""
+    tables = {
+        name: pd.concat([old.tables[name], new.tables[name]], ignore_index=True)
+        for name in old.tables
+    }
+    return Ingested(tables, [*old.results, *new.results], snapshot_sha256(tables))
 
 
 def _scored(frame: pd.DataFrame, model, features: list[str]) -> pd.DataFrame:

@@ -60,7 +60,7 @@ class RetrainDecision:
 def trigger(drift: DriftResult | None, quality: QualityDecision | None) -> Trigger:
     """Retrain when the dataset drifted or quality dropped; say which, or why not."""
     reasons = []
-    if drift is not None and drift.dataset_drift:
+    if drift is not None and drift.drift_detected:
         drifted = ", ".join(c.column for c in drift.columns if c.drifted)
         reasons.append(f"data drift in {drifted}")
     if quality is not None and quality.drop:

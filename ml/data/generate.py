@@ -109,6 +109,7 @@ def generate(
     start: pd.Timestamp = DEFAULT_START,
     drift: Drift | None = None,
     first_customer_id: int = 1001,
+    first_application_id: int = 1,
 ) -> CreditDataset:
     """Generate the event tables; see the module docstring for the process."""
     drift = drift or Drift()
@@ -117,7 +118,7 @@ def generate(
     customers, health = _customers(rng, n_customers, start, first_customer_id)
     profiles = _profiles(rng, customers, health, start, end, drift)
     transactions = _transactions(rng, customers, health, start, end, drift)
-    applications = _applications(rng, customers, start, end)
+    applications = _applications(rng, customers, start, end, first_application_id)
     applications = _label(rng, applications, profiles, transactions, end, drift)
     transactions = _leak_defaults_forward(transactions, applications)
     return CreditDataset(customers, profiles, transactions, applications, start, end, drift)
@@ -242,7 +243,7 @@ def _transactions(rng, customers, health, start, end, drift: Drift) -> pd.DataFr
     ).pipe(_with_created)
 
 
-def _applications(rng, customers, start, end) -> pd.DataFrame:
+def _applications(rng, customers, start, end, first_id: int) -> pd.DataFrame:
     per_customer = 1 + rng.poisson(0.6, len(customers))
     ids = np.repeat(customers["customer_id"].to_numpy(), per_customer)
     days = (end - start).days
@@ -255,7 +256,7 @@ def _applications(rng, customers, start, end) -> pd.DataFrame:
             "term_months": rng.choice(np.array([12, 24, 36, 48, 60]), len(ids)).astype("int64"),
         }
     ).sort_values(["event_timestamp", "customer_id"], kind="stable")
-    apps.insert(0, "application_id", np.arange(1, len(apps) + 1, dtype="int64"))
+    apps.insert(0, "application_id", np.arange(first_id, first_id + len(apps), dtype="int64"))
     return apps.reset_index(drop=True)
 
 
