@@ -148,7 +148,7 @@ def _all_defaults(
     features = [f for f in feature_store.model_features(service) if f not in _request_fields()]
     keys = pd.DataFrame({"customer_id": [row.get("customer_id") for row in rows]})
     values = keys.assign(**{f: float(defaults.get(f, float("nan"))) for f in features})
-    statuses = values.astype(object).where(False, UNAVAILABLE)
+    statuses = pd.DataFrame(UNAVAILABLE, index=values.index, columns=values.columns)
     statuses["customer_id"] = "PRESENT"
     return FetchedFeatures(values, statuses, degraded=True, error=error)
 

@@ -128,7 +128,9 @@ def open_store(repo_dir: Path) -> FeatureStore:
     """
     _require_variables(repo_dir)
     try:
-        return FeatureStore(repo_path=str(repo_dir))
+        store = FeatureStore(repo_path=str(repo_dir))
+        store.registry  # noqa: B018 - Feast connects lazily; fail here, not mid-request
+        return store
     except Exception as error:  # SQLAlchemy/psycopg errors when the SQL registry is down
         if "OperationalError" not in type(error).__name__:
             raise
