@@ -1,0 +1,191 @@
+"""An append-only, tamper-evident audit log of governance decisions (JSON Lines, hash-chained).
+
+Each line is one entry::
+
+    {"seq", "timestamp", "actor", "action", "subject", "details", "prev_hash", "hash"}
+
+``hash`` is the SHA-256 of the canonical JSON (sorted keys, no spaces) of the entry without
+``hash``; ``prev_hash`` is the previous entry's ``hash`` (64 zeros for the first). Changing,
+deleting, reordering or inserting a line therefore breaks the chain at that line, which
+:func:`verify` reports. Cutting entries off the *end* leaves a valid shorter chain, so every
+append also rewrites a small ``<log>.head`` file with the last ``seq`` and ``hash``; verify checks
+the log reaches it. Someone who can rewrite both files can still forge history: ship the head
+(or the whole log) to write-once storage when that matters (S3 Object Lock in the AWS stack).
+
+Appends take an exclusive ``flock`` so concurrent writers (the CLI, the retraining job) cannot
+interleave or fork the chain.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+FIELDS = ("seq", "timestamp", "actor", "action", "subject", "details", "prev_hash", "hash")
+
+
+def default_path() -> Path:
+    """``<settings.build>/audit/audit.jsonl``."""
+    from ml.settings import get_settings
+
+    return get_settings().build / "audit" / "audit.jsonl"
+
+
+def model_subject(model_name: str, version: str | int) -> str:
+    """The subject string of a model version, e.g. ``credit-risk/3``."""
+    return f"{model_name}/{version}"
+
+
+def entry_hash(entry: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of ``entry`` without its ``hash`` field."""
+    body = {key: value for key, value in entry.items() if key != "hash"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def append(
+    action: str,
+    subject: str,
+    actor: str,
+    details: dict[str, Any] | None = None,
+    *,
+    path: Path | None = None,
+) -> dict[str, Any]:
+    """Append one entry to the log, chained to the last one.
+
+    Args:
+        action: what happened, e.g. ``register``, ``approve``, ``promote``, ``rollback``,
+            ``retrain-decision``.
+        subject: what it happened to; for a model version use :func:`model_subject`.
+        actor: the user or service account that did it.
+        details: JSON-serialisable facts (reason, metrics, previous version, ...).
+        path: the log file (default :func:`default_path`).
+
+    Returns:
+        The entry as written, including ``seq`` and ``hash``.
+    """
+    path = path or default_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(path):
+        last = _last_entry(path)
+        entry: dict[str, Any] = {
+            "seq": last["seq"] + 1 if last else 1,
+            "timestamp": datetime.now(UTC).isoformat(timespec="microseconds"),
+            "actor": actor,
+            "action": action,
+            "subject": subject,
+            "details": details or {},
+            "prev_hash": last["hash"] if last else GENESIS_HASH,
+        }
+        entry["hash"] = entry_hash(entry)
+        with path.open("a", encoding="utf-8") as log:
+            log.write(json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n")
+            log.flush()
+            os.fsync(log.fileno())
+        _head_path(path).write_text(json.dumps({"seq": entry["seq"], "hash": entry["hash"]}))
+    return entry
+
+
+def read(path: Path | None = None, subject: str | None = None) -> list[dict[str, Any]]:
+    """All entries (optionally only those about ``subject``), oldest first; no verification."""
+    path = path or default_path()
+    if not path.exists():
+        return []
+    entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [e for e in entries if subject is None or e.get("subject") == subject]
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    entries: int
+    bad_line: int | None = None  # 1-based line number of the first bad entry
+    reason: str = ""
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"audit log intact: {self.entries} entries, hash chain verified"
+        return f"audit log tampered at line {self.bad_line}: {self.reason}"
+
+
+def verify(path: Path | None = None) -> Verification:
+    """Check the whole chain; name the first line that is edited, missing, moved or inserted."""
+    path = path or default_path()
+    if not path.exists():
+        return Verification(ok=True, entries=0)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    prev_hash, expected_seq = GENESIS_HASH, 1
+    for number, line in enumerate(lines, start=1):
+        problem = _check_line(line, prev_hash, expected_seq)
+        if problem:
+            return Verification(False, number - 1, number, problem)
+        entry = json.loads(line)
+        prev_hash, expected_seq = entry["hash"], entry["seq"] + 1
+    return _check_head(path, len(lines), prev_hash, expected_seq - 1)
+
+
+def _check_line(line: str, prev_hash: str, expected_seq: int) -> str:
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError:
+        return "not valid JSON"
+    if not isinstance(entry, dict) or set(entry) != set(FIELDS):
+        return f"fields are not exactly {list(FIELDS)}"
+    if entry["hash"] != entry_hash(entry):
+        return "content does not match its hash (entry edited)"
+    if entry["prev_hash"] != prev_hash:
+        return "prev_hash does not match the previous entry (entry deleted, inserted or moved)"
+    if entry["seq"] != expected_seq:
+        return f"seq {entry['seq']} where {expected_seq} was expected (entries out of order)"
+    return ""
+
+
+def _check_head(path: Path, count: int, last_hash: str, last_seq: int) -> Verification:
+    head_path = _head_path(path)
+    if not head_path.exists():
+        return Verification(True, count)
+    head = json.loads(head_path.read_text())
+    if head.get("seq") == last_seq and head.get("hash") == last_hash:
+        return Verification(True, count)
+    return Verification(
+        False,
+        count,
+        count + 1,
+        f"log ends at seq {last_seq} but {head_path.name} records seq {head.get('seq')} "
+        "(entries removed from the end, or the head file was changed)",
+    )
+
+
+def _head_path(path: Path) -> Path:
+    return path.with_name(path.name + ".head")
+
+
+def _last_entry(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    with path.open("rb") as log:
+        lines = log.read().splitlines()
+    for line in reversed(lines):
+        if line.strip():
+            return json.loads(line)
+    return None
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    # A separate lock file, so readers of the log itself never wait.
+    with _head_path(path).with_suffix(".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
