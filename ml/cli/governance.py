@@ -1,0 +1,234 @@
+"""`mlops governance ...`: approvals by role, status, the audit log, model cards, permissions."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ml.errors import UserError
+
+app = typer.Typer(no_args_is_help=True, help="Approvals, audit log, model cards, permissions.")
+
+ModelArg = Annotated[str | None, typer.Argument(help="Registered model (default: settings).")]
+VersionArg = Annotated[str, typer.Argument(help="Model version number.")]
+UserOpt = Annotated[
+    str, typer.Option(envvar="MLOPS_USER", help="Who you are (MLflow username; $MLOPS_USER).")
+]
+RoleOpt = Annotated[
+    str, typer.Option(envvar="MLOPS_ROLE", help="The role you act in ($MLOPS_ROLE).")
+]
+AuditOpt = Annotated[
+    Path | None, typer.Option("--audit-log", help="Audit log (default: build/audit/audit.jsonl).")
+]
+
+
+@app.command()
+def register(
+    version: VersionArg,
+    user: UserOpt,
+    role: RoleOpt,
+    model: ModelArg = None,
+    audit_log: AuditOpt = None,
+) -> None:
+    """Enter VERSION into the approval workflow as a candidate owned by you."""
+    from ml.governance import approvals
+
+    _echo(
+        approvals.register_candidate(
+            _model(model), version, user=user, role=role, audit_path=audit_log
+        )
+    )
+
+
+@app.command()
+def request(
+    version: VersionArg,
+    user: UserOpt,
+    role: RoleOpt,
+    model: ModelArg = None,
+    audit_log: AuditOpt = None,
+) -> None:
+    """Ask for a review of candidate VERSION."""
+    from ml.governance import approvals
+
+    _echo(
+        approvals.request_review(
+            _model(model), version, user=user, role=role, audit_path=audit_log
+        )
+    )
+
+
+@app.command()
+def approve(
+    version: VersionArg,
+    user: UserOpt,
+    role: RoleOpt,
+    model: ModelArg = None,
+    comment: Annotated[str, typer.Option(help="Why, for the record.")] = "",
+    audit_log: AuditOpt = None,
+) -> None:
+    """Approve candidate VERSION (reviewers only; never your own model)."""
+    from ml.governance import approvals
+
+    _echo(
+        approvals.approve(
+            _model(model), version, user=user, role=role, comment=comment, audit_path=audit_log
+        )
+    )
+
+
+@app.command()
+def reject(
+    version: VersionArg,
+    user: UserOpt,
+    role: RoleOpt,
+    reason: Annotated[str, typer.Option(help="Why (required, recorded).")],
+    model: ModelArg = None,
+    audit_log: AuditOpt = None,
+) -> None:
+    """Reject VERSION (a candidate or an approved version)."""
+    from ml.governance import approvals
+
+    _echo(
+        approvals.reject(
+            _model(model), version, user=user, role=role, reason=reason, audit_path=audit_log
+        )
+    )
+
+
+@app.command()
+def promote(
+    version: VersionArg,
+    user: UserOpt,
+    role: RoleOpt,
+    model: ModelArg = None,
+    audit_log: AuditOpt = None,
+) -> None:
+    """Put approved VERSION into production (release managers only) and make it champion."""
+    from ml.governance import approvals
+
+    _echo(
+        approvals.promote_to_production(
+            _model(model), version, user=user, role=role, audit_path=audit_log
+        )
+    )
+
+
+@app.command()
+def status(model: ModelArg = None) -> None:
+    """Show the governance state of every version."""
+    from ml.governance import approvals
+
+    rows = approvals.status(_model(model))
+    typer.echo(
+        f"{'version':>7}  {'status':<10}  {'owner':<12}  {'approved by':<12}  fairness  aliases"
+    )
+    for r in rows:
+        typer.echo(
+            f"{r.version:>7}  {r.status:<10}  {r.owner:<12}  {r.approved_by:<12}  "
+            f"{r.fairness_gate:<8}  {', '.join(r.aliases) or '-'}"
+        )
+
+
+@app.command("verify-log")
+def verify_log(
+    path: Annotated[
+        Path | None, typer.Argument(help="Audit log (default: build/audit/audit.jsonl).")
+    ] = None,
+) -> None:
+    """Check the audit log's hash chain; exit 1 naming the first bad line if tampered with."""
+    from ml.governance import audit
+
+    path = path or audit.default_path()
+    if not path.exists():
+        raise UserError(f"no audit log at {path}", "pass its path, or run `mlops demo` first")
+    result = audit.verify(path)
+    if not result.ok:
+        typer.secho(f"error: {result.summary()} ({path})", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1)
+    typer.echo(result.summary())
+
+
+@app.command()
+def card(
+    version: VersionArg,
+    model: ModelArg = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output folder (default: build/model_cards/<model>-v<version>)."),
+    ] = None,
+) -> None:
+    """Regenerate the model card of VERSION from MLflow and the embedded feature store."""
+    from ml.governance.model_card import card_for_version
+    from ml.settings import get_settings
+
+    _connect()
+    settings = get_settings()
+    name = _model(model)
+    result = card_for_version(name, version, settings, out_dir=out)
+    gate = "passed" if result.fairness_passed else "FAILED: " + "; ".join(result.fairness_reasons)
+    typer.echo(f"model card: {result.md} and {result.html}; fairness gate {gate}")
+
+
+@app.command()
+def permissions(
+    model: ModelArg = None,
+    apply_to: Annotated[
+        str | None,
+        typer.Option(
+            help="A basic-auth MLflow server to apply the plan to (admin credentials "
+            "from MLFLOW_TRACKING_USERNAME/PASSWORD)."
+        ),
+    ] = None,
+) -> None:
+    """Print (and optionally apply) the MLflow basic-auth permission plan of the roles."""
+    from ml.governance.permissions import apply_permission_plan, permission_plan, plan_table
+
+    plan = permission_plan(_model(model))
+    typer.echo(plan_table(plan))
+    if apply_to:
+        created = apply_permission_plan(plan, apply_to, create_missing_users=False)
+        typer.echo(f"applied {len(plan)} grants to {apply_to}; users created: {sorted(created)}")
+
+
+def _model(model: str | None) -> str:
+    """The model name, and connect to the tracking server every command needs."""
+    from ml.settings import get_settings
+
+    _connect()
+    return model or get_settings().model_name
+
+
+def _connect() -> None:
+    """Use the configured tracking server, else the embedded demo's SQLite store."""
+    import mlflow
+
+    from ml.settings import apply_process_defaults, get_settings
+    from ml.tracking import require_tracking_server
+
+    apply_process_defaults()
+    settings = get_settings()
+    uri = settings.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        require_tracking_server(uri)
+    else:
+        database = settings.mlflow_dir / "mlflow.db"
+        if not database.exists():
+            raise UserError(
+                f"no MLflow tracking server configured and no embedded store at {database}",
+                "set MLOPS_MLFLOW_TRACKING_URI or run `mlops demo` first",
+            )
+        uri = f"sqlite:///{database}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+
+
+def _echo(transition) -> None:
+    t = transition
+    typer.echo(
+        f"{t.model_name} v{t.version}: {t.from_status or 'unregistered'} → {t.to_status} "
+        f"({t.action} by {t.user} as {t.role}; audit {t.audit_hash[:12]})"
+    )
