@@ -70,7 +70,10 @@ class DemoRun:
 
 def run_demo(settings: Settings) -> dict[str, Any]:
     """Run every stage; return the summary (also written to ``build/demo/summary.json``)."""
-    shutil.rmtree(settings.demo_dir, ignore_errors=True)  # a clean slate makes runs comparable
+    # A clean slate makes runs comparable: the registry starts empty, so the audit log that
+    # refers to its versions starts empty too.
+    shutil.rmtree(settings.demo_dir, ignore_errors=True)
+    settings.audit_log.unlink(missing_ok=True)
     settings.ensure_dirs()
     run = DemoRun(settings, load_pipeline_config(), Stages(total=len(STAGE_TITLES)))
     # Started first, waited for later: its start-up overlaps the data and feature stages.
