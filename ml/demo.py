@@ -65,7 +65,9 @@ class DemoRun:
         self.outputs.append((label, path))
 
     def rel(self, path: Path) -> str:
-        return str(path.resolve().relative_to(self.settings.root))
+        """``path`` relative to the repository root (absolute if the build dir is elsewhere)."""
+        path = path.resolve()
+        return str(path.relative_to(self.settings.root) if path.is_relative_to(self.settings.root) else path)
 
 
 def run_demo(settings: Settings) -> dict[str, Any]:

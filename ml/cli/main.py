@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 
-import click
 import typer
 
 app = typer.Typer(
@@ -38,22 +37,20 @@ _register_groups()
 
 
 def run() -> None:
-    """Console-script entry point: user errors become one line and a non-zero exit code."""
+    """Console-script entry point: user errors become one line and a non-zero exit code.
+
+    Usage errors (unknown option, value out of range) are Typer's own message and exit code 2.
+    """
     from ml.errors import UserError
 
     try:
-        app(standalone_mode=False)
+        app()
     except UserError as error:
         typer.secho(f"error: {error.line()}", err=True, fg=typer.colors.RED)
         raise SystemExit(error.exit_code) from None
-    except (typer.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         typer.echo("aborted", err=True)
         raise SystemExit(130) from None
-    except click.exceptions.ClickException as error:
-        error.show()
-        raise SystemExit(error.exit_code) from None
-    except click.exceptions.Exit as error:
-        raise SystemExit(error.exit_code) from None
 
 
 if __name__ == "__main__":

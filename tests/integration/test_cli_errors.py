@@ -1,0 +1,43 @@
+"""Every user mistake ends in one line on stderr, a non-zero exit code and no traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def mlops(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ml.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (["demo"], {"MLOPS_SEED": "-1"}, "MLOPS_SEED"),
+        (["demo"], {"MLOPS_MODEL_NAME": "bad name!"}, "MLOPS_MODEL_NAME"),
+        (["infra", "render", "--stack", "nope", "--out", "/tmp/x"], {}, "nope"),
+        (
+            ["monitor", "drift", "--reference", "/no/such.parquet", "--current", "/no/c.parquet"],
+            {},
+            "/no/such.parquet",
+        ),
+        (["demo", "--customers", "5"], {}, "--customers"),
+    ],
+)
+def test_user_errors_are_one_clear_line(args, env, expected):
+    result = mlops(*args, env=env)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert any(expected in line for line in lines), result.stderr
+    if "--customers" not in args:  # usage errors are Typer's boxed message; ours are one line
+        assert len(lines) == 1, result.stderr
