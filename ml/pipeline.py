@@ -126,3 +126,22 @@ def register_winner(
         registry.promote(model_name, registered.version)
     outcome.registered = registered
     return registered
+
+
+def fresh_training_set(settings: Settings, dataset: CreditDataset) -> tuple[pd.DataFrame, Lineage]:
+    """Validate → Feast → the point-in-time training set of every labelled application."""
+    quarantine_dir = settings.data_dir / "quarantine"
+    quarantine_dir.mkdir(parents=True, exist_ok=True)
+    ingested = ingest(dataset, quarantine_dir)
+    store = build_feature_store(settings.feature_repo_dir, ingested)
+    entities = labelled_entities(ingested.tables["applications"])
+    training_set = feature_store.training_set(store, entities, settings.feature_service)
+    return training_set, lineage_for(settings, ingested, training_set)
+
+
+def training_run(
+    settings: Settings, config: PipelineConfig, dataset: CreditDataset
+) -> TrainingOutcome:
+    """One complete run: fresh training set → candidates → gate (the caller registers)."""
+    training_set, lineage = fresh_training_set(settings, dataset)
+    return train_and_gate(training_set, settings, config, lineage)

@@ -23,6 +23,7 @@ app = typer.Typer(
 _GROUPS: list[tuple[str, str, str]] = [
     ("demo", "demo", "Run the whole ML lifecycle embedded (no cluster); outputs in build/demo/."),
     ("monitor", "monitor", "Drift and quality monitoring; measure detection quality."),
+    ("pipeline", "pipeline", "Train, retrain (gated against the champion) and roll back."),
     ("infra", "infra", "Render and check the Pulumi program offline."),
 ]
 
