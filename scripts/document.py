@@ -1,27 +1,74 @@
 """Capture evidence that a stack worked, into a dated folder under ``docs/``.
 
-    uv run python -m scripts.document --stack aws-dev
+    uv run python -m scripts.document --stack aws-dev --screenshot mlflow=http://127.0.0.1:5000
+    uv run python -m scripts.document --stack local --offline
+    uv run python -m scripts.document --runbooks     # regenerate docs/runbooks.md
 
 Writes ``docs/evidence/<YYYY-MM-DD>-<stack>/``: ``outputs.json`` (secrets masked),
 ``inventory.json`` (the offline render: every resource's type, name, parent, inputs, secrets
 redacted), ``state.json`` (the resources really in the stack's state), the architecture
 diagram generated from the inventory, ``cost.md`` (AWS stacks: the estimate, and the estimated
-cost so far since the stack's first update), ``alerts.md`` (alert runbooks) and a ``README.md``
-that links them. ``--offline`` documents a stack from the render alone (no Pulumi CLI needed).
+cost so far since the stack's first update), ``alerts.md`` (alert runbooks), ``build/`` (the
+model cards, drift and A/B reports and summaries found under ``build/``, state folders
+skipped), ``site/`` (the report site, if built), ``screenshots/`` (PNG of each ``--screenshot``
+URL, taken in headless Chromium; with ``--offline``, of the local HTML reports instead, served
+on loopback) and a ``README.md`` that links them. ``--offline`` documents a stack from the
+render alone (no Pulumi CLI needed).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
+import http.server
 import json
-from collections.abc import Callable
+import os
+import re
+import shutil
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from ml.errors import UserError
 from scripts import cost, diagram, workflow
 
 EVIDENCE_ROOT = workflow.ROOT / "docs" / "evidence"
+RUNBOOKS = workflow.ROOT / "docs" / "runbooks.md"
 HOURS_PER_MONTH = 730
+# Folders under build/ that hold state or inputs, not evidence (at any depth).
+STATE_DIRS = frozenset(
+    {
+        "site",
+        "site_src",
+        "mlflow",
+        "mlruns",
+        "feature_repo",
+        "data",
+        "artifacts",
+        "infra",
+        "render",
+        "services",
+        "exports",
+        "images",
+        "__pycache__",
+    }
+)
+EVIDENCE_SUFFIXES = frozenset({".html", ".md", ".json", ".jsonl", ".png", ".svg", ".csv", ".prom"})
+MAX_FILE_BYTES = 25 * 1024 * 1024  # larger files are listed, not copied
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+MAX_OFFLINE_SHOTS = 12
 
 
 def evidence_dir(stack_name: str, day: date, root: Path = EVIDENCE_ROOT) -> Path:
@@ -51,12 +98,21 @@ def document(
     out_root: Path = EVIDENCE_ROOT,
     now: datetime | None = None,
     out: Callable[[str], None] = print,
+    build_dir: Path | None = None,
+    screenshots: Sequence[str] = (),
+    offline_screenshots: bool = False,
 ) -> Path:
     """Write the evidence folder for ``stack_name`` and return its path.
 
     Args:
         inventory: the offline render of the stack (``mlops infra render``).
         stack: the Automation API stack, or None to document from the render alone.
+        build_dir: copy the reports, model cards and report site found here (None: none).
+        screenshots: ``URL`` or ``name=URL`` pages to screenshot into ``screenshots/``.
+        offline_screenshots: also screenshot the copied HTML reports, served on loopback.
+
+    Raises:
+        UserError: screenshots were asked for and Chromium or Playwright is missing.
     """
     now = now or datetime.now(UTC)
     folder = evidence_dir(stack_name, now.date(), out_root)
@@ -69,6 +125,18 @@ def document(
     if workflow.is_aws(stack_name):
         written.append(_cost(stack_name, inventory, stack, now, folder))
     written.append(_alerts(folder))
+    if build_dir is not None:
+        written += copy_build_evidence(build_dir, folder)
+    targets = [parse_target(s) for s in screenshots]
+    if offline_screenshots:
+        targets += local_reports(folder)
+    if targets:
+        try:
+            written += take_screenshots(targets, folder / "screenshots", root=folder, out=out)
+        except UserError as error:
+            if screenshots:  # asked for explicitly: an error; the offline extras: a note
+                raise
+            out(f"screenshot: skipped: {error.line()}")
     written.append(_index(folder, stack_name, now, written))
     out(f"document: wrote {len(written)} files to {folder}")
     return folder
@@ -100,9 +168,194 @@ def _alerts(folder: Path) -> Path:
     return path
 
 
+def write_runbooks(path: Path = RUNBOOKS) -> Path:
+    """Write the alert runbook page the PrometheusRules' ``runbook_url`` links point at."""
+    path.write_text(runbooks_page())
+    return path
+
+
+def runbooks_page() -> str:
+    """``docs/runbooks.md`` as it must be: a generated-file note, then the runbooks."""
+    from components.alerting import runbooks_markdown
+
+    note = "<!-- Generated by `uv run python -m scripts.document --runbooks`; do not edit. -->\n"
+    return note + runbooks_markdown()
+
+
+# --- build/ evidence ------------------------------------------------------------------------
+
+
+def evidence_files(build_dir: Path) -> list[Path]:
+    """Report files under ``build_dir`` (relative): state folders skipped, known suffixes only."""
+    found = []
+    for here, dirs, files in os.walk(build_dir):
+        dirs[:] = sorted(d for d in dirs if d not in STATE_DIRS)  # prune: never walk state
+        relative = Path(here).relative_to(build_dir)
+        found += [relative / f for f in sorted(files) if Path(f).suffix in EVIDENCE_SUFFIXES]
+    return found
+
+
+def copy_build_evidence(build_dir: Path, folder: Path) -> list[Path]:
+    """Copy the reports (``build/``) and the report site (``site/``) into ``folder``.
+
+    Returns:
+        What the index should link: ``build/`` and ``site/`` if anything was copied.
+    """
+    copied = []
+    skipped = []
+    for relative in evidence_files(build_dir):
+        source = build_dir / relative
+        if source.stat().st_size > MAX_FILE_BYTES:
+            skipped.append(relative)
+            continue
+        target = folder / "build" / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+        copied.append(relative)
+    written = []
+    if copied:
+        written.append(_build_index(folder / "build", copied, skipped))
+    site = build_dir / "site"
+    if (site / "index.html").exists():
+        shutil.copytree(site, folder / "site", dirs_exist_ok=True)
+        written.append(folder / "site" / "index.html")
+    return written
+
+
+def _build_index(target: Path, copied: list[Path], skipped: list[Path]) -> Path:
+    cards = sorted({p.parent for p in copied if p.name == "card.json"})
+    reports = [p for p in copied if p.suffix == ".html" and p.parent not in cards]
+    lines = ["# Reports and model cards from build/", ""]
+    if cards:
+        lines += ["## Model cards", ""] + [f"- [{c}]({c}/model_card.md)" for c in cards] + [""]
+    if reports:
+        lines += ["## Reports", ""] + [f"- [{r}]({r})" for r in reports] + [""]
+    lines += [f"All {len(copied)} files keep their paths under build/."]
+    if skipped:
+        lines += ["", f"Not copied (over {MAX_FILE_BYTES // 2**20} MiB): "]
+        lines += [f"- {s}" for s in skipped]
+    path = target / "README.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# --- screenshots ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """A page to screenshot: ``url``, or ``path`` (relative to the served evidence folder)."""
+
+    name: str
+    url: str = ""
+    path: str = ""
+
+
+def parse_target(spec: str) -> Target:
+    """``name=URL`` or ``URL`` (the name is derived from the URL's host and path)."""
+    name, sep, url = spec.partition("=")
+    if not sep or "://" in name:
+        name, url = "", spec
+    if not re.match(r"^(https?|file)://", url):
+        raise UserError(f"--screenshot {spec!r} is not a URL", "use http(s)://... or file://...")
+    return Target(name=_slug(name or re.sub(r"^\w+://", "", url)), url=url)
+
+
+def local_reports(folder: Path, limit: int = MAX_OFFLINE_SHOTS) -> list[Target]:
+    """The HTML reports in the evidence folder, site home first, at most ``limit``."""
+    pages = [p.relative_to(folder) for p in sorted(folder.rglob("*.html"))]
+    site_home = Path("site") / "index.html"
+    pages = [p for p in pages if p.parts[0] != "site"]
+    if (folder / site_home).exists():
+        pages.insert(0, site_home)
+    return [Target(name=_slug(str(p.with_suffix(""))), path=p.as_posix()) for p in pages[:limit]]
+
+
+def take_screenshots(
+    targets: Sequence[Target],
+    out_dir: Path,
+    *,
+    root: Path,
+    out: Callable[[str], None] = print,
+    chromium: Path = CHROMIUM,
+    timeout_ms: int = 30_000,
+) -> list[Path]:
+    """A full-page PNG per target, taken in headless Chromium; returns those taken.
+
+    Targets with a ``path`` are served from ``root`` by a loopback HTTP server for the
+    duration. A page that fails to load is reported and skipped, so one unreachable UI does
+    not lose the rest of the evidence.
+
+    Raises:
+        UserError: Chromium or the Playwright package is missing.
+    """
+    sync_playwright = _playwright(chromium)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    taken = []
+    with serve_folder(root) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(chromium), headless=True, args=list(CHROMIUM_ARGS)
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            for target in targets:
+                url = target.url or f"{base}/{target.path}"
+                path = out_dir / f"{target.name}.png"
+                try:
+                    page.goto(url, wait_until="load", timeout=timeout_ms)
+                    page.screenshot(path=str(path), full_page=True, timeout=timeout_ms)
+                except Exception as error:  # Playwright raises its own Error/TimeoutError
+                    out(f"screenshot: {url} failed: {str(error).splitlines()[0]}")
+                    continue
+                taken.append(path)
+        finally:
+            browser.close()
+    out(f"screenshot: {len(taken)} of {len(targets)} pages")
+    return taken
+
+
+def _playwright(chromium: Path):
+    if not chromium.exists():
+        raise UserError(
+            f"no Chromium at {chromium} for the screenshots",
+            "install it (`apt-get install -y chromium`, or `scripts/services.sh install`)"
+            " or run without screenshots (--no-screenshots)",
+        )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        raise UserError(
+            "the playwright package is not installed", "run `uv sync` (it is a dev dependency)"
+        ) from None
+    return sync_playwright
+
+
+@contextlib.contextmanager
+def serve_folder(root: Path) -> Iterator[str]:
+    """Serve ``root`` read-only on 127.0.0.1 (an ephemeral port); yield the base URL."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # keep the script's output to its own lines
+            pass
+
+    handler = functools.partial(Quiet, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:80] or "page"
+
+
 def _index(folder: Path, name: str, now: datetime, files: list[Path]) -> Path:
     lines = [f"# Stack {name}: evidence of {now:%Y-%m-%d %H:%M} UTC", ""]
-    lines += [f"- [{p.name}]({p.name})" for p in files]
+    lines += [f"- [{p.relative_to(folder)}]({p.relative_to(folder)})" for p in files]
     path = folder / "README.md"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -115,13 +368,37 @@ def _json(path: Path, data) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", required=True, help="local, aws-dev or aws-prod")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--stack", help="local, aws-dev or aws-prod")
+    what.add_argument("--runbooks", action="store_true", help="regenerate docs/runbooks.md")
     parser.add_argument("--offline", action="store_true", help="from the render only, no Pulumi")
     parser.add_argument("--out", type=Path, default=EVIDENCE_ROOT, help="default: docs/evidence")
+    parser.add_argument(
+        "--screenshot",
+        action="append",
+        default=[],
+        metavar="[NAME=]URL",
+        help="a UI to screenshot (MLflow, Grafana, the report site); repeatable",
+    )
+    parser.add_argument(
+        "--no-screenshots", action="store_true", help="with --offline: skip the report shots"
+    )
+    parser.add_argument("--build", type=Path, default=workflow.BUILD, help="default: build/")
     args = parser.parse_args(argv)
+    if args.runbooks:
+        print(f"document: wrote {write_runbooks()}")
+        return
     stack = None if args.offline else workflow.open_stack(args.stack)
     inventory = workflow.render_inventory(args.stack)
-    document(args.stack, inventory=inventory, stack=stack, out_root=args.out)
+    document(
+        args.stack,
+        inventory=inventory,
+        stack=stack,
+        out_root=args.out,
+        build_dir=args.build,
+        screenshots=args.screenshot,
+        offline_screenshots=args.offline and not args.no_screenshots,
+    )
 
 
 if __name__ == "__main__":
