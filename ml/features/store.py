@@ -146,6 +146,7 @@ def apply(store: FeatureStore) -> None:
 
 
 def feature_service(store: FeatureStore, name: str) -> FeatureService:
+    """The registered feature service ``name``; a one-line error names the known ones."""
     try:
         return store.get_feature_service(name)
     except Exception:  # Feast raises its own FeatureServiceNotFoundException subclasses

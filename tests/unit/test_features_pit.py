@@ -147,7 +147,8 @@ def _edge_entities(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         rows = tables[view].sample(40, random_state=1)
         for offset in (pd.Timedelta(0), pd.Timedelta(ttl), pd.Timedelta(ttl) + SECOND, -SECOND):
             pairs += [
-                (c, t + offset) for c, t in zip(rows["customer_id"], rows["event_timestamp"])
+                (c, t + offset)
+                for c, t in zip(rows["customer_id"], rows["event_timestamp"], strict=True)
             ]
     return _entities(pairs)
 
@@ -163,7 +164,7 @@ def test_feast_matches_the_ttl_aware_reference_on_generated_edges(tmp_path, gene
 
 def test_no_joined_value_comes_from_after_the_label_event(tmp_path, generated):
     """Every joined value equals the source row at or before the event (within TTL)."""
-    dataset, tables = generated
+    _, tables = generated
     entities = _edge_entities(tables)
     sources = {v: tables[v] for v in feature_store.SOURCE_TABLES}
     feast = _feast_join(tmp_path, sources, entities)
