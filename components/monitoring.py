@@ -155,6 +155,19 @@ class Monitoring(pulumi.ComponentResource):
                 {"name": "MLOPS_SERVING_URL", "value": args.serving_url},
                 {"name": "MLOPS_RETRAIN_JOB_TEMPLATE", "value": f"{TEMPLATE_PATH}/job.json"},
                 {"name": "MLOPS_NAMESPACE", "value": cluster.namespace},
+                # The windows it compares: the training reference and the latest scored window,
+                # both written to the reports bucket by the pipeline and the serving log export.
+                *(
+                    {
+                        "name": f"MLOPS_DRIFT_{window.upper()}",
+                        "value": pulumi.Output.concat(
+                            "s3://",
+                            args.backends.object_store.buckets["reports"],
+                            f"/monitoring/{window}.parquet",
+                        ),
+                    }
+                    for window in ("reference", "current")
+                ),
             ],
             mounts=[
                 *services.mounts(),

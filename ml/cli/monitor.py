@@ -18,11 +18,34 @@ app = typer.Typer(no_args_is_help=True, help="Detect drift, measure the detector
 
 @app.command()
 def drift(
-    reference: Annotated[Path, typer.Option(help="Reference window (Parquet or CSV).")],
-    current: Annotated[Path, typer.Option(help="Current window (Parquet or CSV).")],
+    reference: Annotated[
+        str,
+        typer.Option(
+            envvar="MLOPS_DRIFT_REFERENCE", help="Reference window: Parquet/CSV path or s3:// URL."
+        ),
+    ],
+    current: Annotated[
+        str,
+        typer.Option(
+            envvar="MLOPS_DRIFT_CURRENT", help="Current window: Parquet/CSV path or s3:// URL."
+        ),
+    ],
     push_gateway: Annotated[
-        str | None, typer.Option(help="Pushgateway host:port or URL to push the gauges to.")
+        str | None,
+        typer.Option(
+            envvar="MLOPS_PUSHGATEWAY_URL", help="Pushgateway host:port or URL to push gauges to."
+        ),
     ] = None,
+    retrain_job_template: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="MLOPS_RETRAIN_JOB_TEMPLATE",
+            help="On drift, create a Kubernetes Job from this template (closes the loop).",
+        ),
+    ] = None,
+    namespace: Annotated[
+        str, typer.Option(envvar="MLOPS_NAMESPACE", help="Namespace of the retrain Job.")
+    ] = "mlops",
     report_html: Annotated[
         Path | None, typer.Option(help="Write Evidently's drift report here.")
     ] = None,
@@ -50,6 +73,11 @@ def drift(
     if push_gateway:
         push(push_gateway)
     typer.echo(result.verdict())
+    if retrain_job_template is not None and result.drift_detected:
+        from ml.retrain_job import create_job, job_from_template
+
+        job = job_from_template(retrain_job_template, f"drift monitor: {result.verdict()}")
+        typer.echo(f"retraining triggered: Job {create_job(job, namespace)} created")
 
 
 def _labelled_quality(frame: pd.DataFrame, config):
@@ -65,9 +93,12 @@ def _labelled_quality(frame: pd.DataFrame, config):
     return quality(labelled, score=config.prediction_column, label=config.target_column)
 
 
-def _read(path: Path) -> pd.DataFrame:
+def _read(location: str) -> pd.DataFrame:
     import pandas as pd
 
+    if location.startswith("s3://"):
+        return _read_s3(location)
+    path = Path(location)
     if not path.is_file():
         raise UserError(f"no such file: {path}", "pass an existing Parquet or CSV file")
     readers = {".parquet": pd.read_parquet, ".pq": pd.read_parquet, ".csv": pd.read_csv}
@@ -79,6 +110,19 @@ def _read(path: Path) -> pd.DataFrame:
     except Exception as error:  # any parser error is the file's fault, not a bug
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise UserError(f"could not read {path}: {first}", "check the file's format") from None
+
+
+def _read_s3(url: str) -> pd.DataFrame:
+    """Parquet from the object store via pyarrow's S3 filesystem (honours AWS_ENDPOINT_URL_S3)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(url).to_pandas()
+    except OSError as error:
+        first = str(error).splitlines()[0]
+        raise UserError(
+            f"could not read {url}: {first}", "check the URL and the pod's S3 access"
+        ) from None
 
 
 @app.command()
