@@ -35,6 +35,7 @@ from ml.pipeline import (
     ingest,
     labelled_entities,
     lineage_for,
+    record_lineage,
     register_winner,
     train_and_gate,
 )
@@ -67,7 +68,11 @@ class DemoRun:
     def rel(self, path: Path) -> str:
         """``path`` relative to the repository root (absolute if the build dir is elsewhere)."""
         path = path.resolve()
-        return str(path.relative_to(self.settings.root) if path.is_relative_to(self.settings.root) else path)
+        return str(
+            path.relative_to(self.settings.root)
+            if path.is_relative_to(self.settings.root)
+            else path
+        )
 
 
 def run_demo(settings: Settings) -> dict[str, Any]:
@@ -84,13 +89,13 @@ def run_demo(settings: Settings) -> dict[str, Any]:
         with run.stages.stage("data", STAGE_TITLES["data"]):
             ingested = stage_data(run)
         with run.stages.stage("features", STAGE_TITLES["features"]):
-            store, training_set = stage_features(run, ingested)
+            store, entities, training_set = stage_features(run, ingested)
         with run.stages.stage("tracking", STAGE_TITLES["tracking"]):
             uri = server.wait_ready()
         mlflow.set_tracking_uri(uri)
         run.summary["mlflow"] = {"tracking_uri": uri, "ui": uri}
         with run.stages.stage("training", STAGE_TITLES["training"]):
-            outcome = stage_training(run, ingested, training_set)
+            outcome = stage_training(run, ingested, entities, training_set)
         with run.stages.stage("registry", STAGE_TITLES["registry"]):
             stage_registry(run, outcome)
         with run.stages.stage("monitoring", STAGE_TITLES["monitoring"]):
@@ -139,7 +144,7 @@ def stage_data(run: DemoRun) -> Ingested:
     return ingested
 
 
-def stage_features(run: DemoRun, ingested: Ingested) -> tuple[Any, pd.DataFrame]:
+def stage_features(run: DemoRun, ingested: Ingested) -> tuple[Any, pd.DataFrame, pd.DataFrame]:
     settings = run.settings
     store = build_feature_store(settings.feature_repo_dir, ingested)
     entities = labelled_entities(ingested.tables["applications"])
@@ -155,14 +160,15 @@ def stage_features(run: DemoRun, ingested: Ingested) -> tuple[Any, pd.DataFrame]
         "online_store": "sqlite",
     }
     run.stages.note(f"training set: {len(training_set):,} labelled applications, point in time")
-    return store, training_set
+    return store, entities, training_set
 
 
 def stage_training(
-    run: DemoRun, ingested: Ingested, training_set: pd.DataFrame
+    run: DemoRun, ingested: Ingested, entities: pd.DataFrame, training_set: pd.DataFrame
 ) -> TrainingOutcome:
     lineage = lineage_for(run.settings, ingested, training_set)
     outcome = train_and_gate(training_set, run.settings, run.config, lineage)
+    record_lineage(run.settings, ingested, entities, training_set, outcome)
     run.summary["training"] = {
         "runs": len(outcome.candidates),
         "candidates": {c.name: _rounded(c.metrics) for c in outcome.candidates},

@@ -110,6 +110,32 @@ def train_and_gate(
     return TrainingOutcome(candidates, decisions, winner, lineage=lineage)
 
 
+def record_lineage(
+    settings: Settings,
+    ingested: Ingested,
+    entities: pd.DataFrame,
+    training_set: pd.DataFrame,
+    outcome: TrainingOutcome,
+) -> None:
+    """Archive the training set's inputs and attach its manifest to every candidate's run.
+
+    The manifest (feature service and refs, source snapshot hashes, the point-in-time query)
+    is what ``mlops features lineage`` and ``mlops features rebuild`` read back.
+    """
+    from ml.features import lineage as feature_lineage
+
+    manifest = feature_lineage.record_training_set(
+        settings.data_dir / "snapshots",
+        ingested.tables,
+        entities,
+        training_set,
+        settings.feature_service,
+        ingested.snapshot_sha256,
+    )
+    for candidate in outcome.candidates:
+        feature_lineage.log_manifest(manifest, candidate.run_id)
+
+
 def register_winner(
     outcome: TrainingOutcome, model_name: str, promote: bool = True
 ) -> registry.Registered:
@@ -128,20 +154,30 @@ def register_winner(
     return registered
 
 
-def fresh_training_set(settings: Settings, dataset: CreditDataset) -> tuple[pd.DataFrame, Lineage]:
+@dataclass(frozen=True)
+class FreshTrainingSet:
+    ingested: Ingested
+    entities: pd.DataFrame
+    frame: pd.DataFrame
+    lineage: Lineage
+
+
+def fresh_training_set(settings: Settings, dataset: CreditDataset) -> FreshTrainingSet:
     """Validate → Feast → the point-in-time training set of every labelled application."""
     quarantine_dir = settings.data_dir / "quarantine"
     quarantine_dir.mkdir(parents=True, exist_ok=True)
     ingested = ingest(dataset, quarantine_dir)
     store = build_feature_store(settings.feature_repo_dir, ingested)
     entities = labelled_entities(ingested.tables["applications"])
-    training_set = feature_store.training_set(store, entities, settings.feature_service)
-    return training_set, lineage_for(settings, ingested, training_set)
+    frame = feature_store.training_set(store, entities, settings.feature_service)
+    return FreshTrainingSet(ingested, entities, frame, lineage_for(settings, ingested, frame))
 
 
 def training_run(
     settings: Settings, config: PipelineConfig, dataset: CreditDataset
 ) -> TrainingOutcome:
-    """One complete run: fresh training set → candidates → gate (the caller registers)."""
-    training_set, lineage = fresh_training_set(settings, dataset)
-    return train_and_gate(training_set, settings, config, lineage)
+    """One complete run: fresh training set → candidates → gate → lineage (caller registers)."""
+    fresh = fresh_training_set(settings, dataset)
+    outcome = train_and_gate(fresh.frame, settings, config, fresh.lineage)
+    record_lineage(settings, fresh.ingested, fresh.entities, fresh.frame, outcome)
+    return outcome

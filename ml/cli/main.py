@@ -24,6 +24,9 @@ _GROUPS: list[tuple[str, str, str]] = [
     ("demo", "demo", "Run the whole ML lifecycle embedded (no cluster); outputs in build/demo/."),
     ("monitor", "monitor", "Drift and quality monitoring; measure detection quality."),
     ("pipeline", "pipeline", "Train, retrain (gated against the champion) and roll back."),
+    ("features", "features", "Feature store: lineage, rebuild, apply, materialize."),
+    ("governance", "governance", "Approvals by role, audit log, model cards, permissions."),
+    ("docs", "docs", "Build the static report site (MkDocs Material)."),
     ("infra", "infra", "Render and check the Pulumi program offline."),
 ]
 

@@ -65,8 +65,8 @@ def retrain(
 
     settings, config = _prepare()
     dataset = generate(settings.n_customers, settings.seed, settings.history_days)
-    training_set, lineage = fresh_training_set(settings, dataset)
-    decision = run_retrain(Trigger(True, reason), training_set, settings, config, lineage)
+    fresh = fresh_training_set(settings, dataset)
+    decision = run_retrain(Trigger(True, reason), fresh.frame, settings, config, fresh.lineage)
     typer.echo(decision.reason)
 
 
