@@ -28,6 +28,7 @@ _GROUPS: list[tuple[str, str, str]] = [
     ("governance", "governance", "Approvals by role, audit log, model cards, permissions."),
     ("docs", "docs", "Build the static report site (MkDocs Material)."),
     ("infra", "infra", "Render and check the Pulumi program offline."),
+    ("bench", "bench", "Benchmarks: serving vs mlflow models serve, online features."),
 ]
 
 

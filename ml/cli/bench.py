@@ -1,0 +1,86 @@
+"""``mlops bench``: speed and memory figures written to ``build/bench/*.json``.
+
+Benchmarks are measurements, not tests: they print and write figures and never assert them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command()
+def serving(
+    duration: Annotated[int, typer.Option(min=3, help="Measured seconds per server.")] = 15,
+    concurrency: Annotated[int, typer.Option(min=1, help="Open connections kept busy.")] = 16,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes per server.")] = 2,
+) -> None:
+    """Serve the demo's champion via this project and via `mlflow models serve`; compare."""
+    import json
+
+    import mlflow
+
+    from ml.errors import UserError
+    from ml.serve.bench import run_serving_bench
+    from ml.settings import apply_process_defaults, get_settings
+    from ml.tracking import MlflowServer
+
+    apply_process_defaults()
+    settings = get_settings()
+    if not (settings.mlflow_dir / "mlflow.db").exists():
+        raise UserError("no demo registry in build/demo", "run `make demo` first")
+    # The demo's registry and proxied artifacts are served by its MLflow server; restart it.
+    server = MlflowServer(settings.mlflow_dir, settings.mlflow_port).start()
+    try:
+        mlflow.set_tracking_uri(server.wait_ready())
+        result = run_serving_bench(
+            settings, duration_s=duration, concurrency=concurrency, workers=workers
+        )
+    finally:
+        server.stop()
+    typer.echo(json.dumps({k: result[k] for k in ("ours", "mlflow", "ratio")}, indent=2))
+    typer.echo(f"written to {settings.bench_dir / 'serving.json'}")
+
+
+@app.command()
+def features(
+    requests: Annotated[int, typer.Option(min=10, help="Requests per path.")] = 1000,
+) -> None:
+    """Online feature retrieval: SDK and HTTP server, SQLite and Redis, 1/10/100 entities."""
+    import json
+
+    from ml.features.bench import run_features_bench
+    from ml.settings import apply_process_defaults, get_settings
+
+    apply_process_defaults()
+    settings = get_settings()
+    services = _service_urls(settings.build / "services" / "env")
+    out = settings.bench_dir / "features.json"
+    result = run_features_bench(
+        out,
+        settings.build / "bench" / "features-work",
+        requests=requests,
+        postgres_url=services.get("MLOPS_TEST_POSTGRES_URL"),
+        redis_url=services.get("MLOPS_TEST_REDIS_URL"),
+    )
+    rows = {k: v for k, v in result.items() if isinstance(v, dict) and "p99_ms" in v}
+    typer.echo(json.dumps(rows, indent=2))
+    if result.get("skipped"):
+        typer.echo(f"skipped: {result['skipped']} (start them with `scripts/services.sh start`)")
+    typer.echo(f"written to {out}")
+
+
+def _service_urls(env_file: Path) -> dict[str, str]:
+    """Backing-service URLs from the environment, else from scripts/services.sh's env file."""
+    import os
+
+    urls = {k: v for k, v in os.environ.items() if k.startswith("MLOPS_TEST_")}
+    if env_file.exists():
+        for line in env_file.read_text().splitlines():
+            key, _, value = line.removeprefix("export ").partition("=")
+            urls.setdefault(key.strip(), value.strip().strip("'\""))
+    return urls
