@@ -277,7 +277,7 @@ def take_screenshots(
     *,
     root: Path,
     out: Callable[[str], None] = print,
-    chromium: Path = CHROMIUM,
+    chromium: Path | None = None,
     timeout_ms: int = 30_000,
 ) -> list[Path]:
     """A full-page PNG per target, taken in headless Chromium; returns those taken.
@@ -289,6 +289,7 @@ def take_screenshots(
     Raises:
         UserError: Chromium or the Playwright package is missing.
     """
+    chromium = chromium or CHROMIUM
     sync_playwright = _playwright(chromium)
     out_dir.mkdir(parents=True, exist_ok=True)
     taken = []
@@ -297,21 +298,30 @@ def take_screenshots(
             executable_path=str(chromium), headless=True, args=list(CHROMIUM_ARGS)
         )
         try:
-            page = browser.new_page(viewport={"width": 1440, "height": 900})
             for target in targets:
                 url = target.url or f"{base}/{target.path}"
                 path = out_dir / f"{target.name}.png"
-                try:
-                    page.goto(url, wait_until="load", timeout=timeout_ms)
-                    page.screenshot(path=str(path), full_page=True, timeout=timeout_ms)
-                except Exception as error:  # Playwright raises its own Error/TimeoutError
-                    out(f"screenshot: {url} failed: {str(error).splitlines()[0]}")
-                    continue
-                taken.append(path)
+                if _shoot(browser, url, path, timeout_ms, out):
+                    taken.append(path)
         finally:
             browser.close()
     out(f"screenshot: {len(taken)} of {len(targets)} pages")
     return taken
+
+
+def _shoot(browser, url: str, path: Path, timeout_ms: int, out: Callable[[str], None]) -> bool:
+    # A fresh page per URL: a failed navigation leaves its page on Chromium's error page,
+    # which would interrupt the next navigation.
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    try:
+        page.goto(url, wait_until="load", timeout=timeout_ms)
+        page.screenshot(path=str(path), full_page=True, timeout=timeout_ms)
+        return True
+    except Exception as error:  # Playwright raises its own Error/TimeoutError
+        out(f"screenshot: {url} failed: {str(error).splitlines()[0]}")
+        return False
+    finally:
+        page.close()
 
 
 def _playwright(chromium: Path):
