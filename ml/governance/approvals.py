@@ -21,6 +21,7 @@ Who holds which role is in ``governance.yaml``. Each transition is recorded in t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -145,13 +146,12 @@ def promote_to_production(
     The version that was in production before returns to ``approved``.
     """
     version = str(version)
-    current = _version(model_name, version)
-    _require_documented(current)
     previous = [v for v in production_versions(model_name) if v != version]
     result = _transition(
         model_name, version, "promote", user, role, (APPROVED,), PRODUCTION,
         {"governance.promoted_by": user, "governance.promoted_at": _now()},
         {"previous_production": previous, "set_champion": set_champion}, audit_path, config,
+        precondition=_require_documented,
     )  # fmt: skip
     if set_champion:
         registry.promote(model_name, version)
@@ -229,13 +229,16 @@ def status(model_name: str) -> list[VersionStatus]:
     versions = _all_versions(model_name)
     if not versions:
         raise UserError(f"no registered model {model_name!r}", "check the name (mlops demo)")
+    aliases: dict[str, list[str]] = {}
+    for alias, number in MlflowClient().get_registered_model(model_name).aliases.items():
+        aliases.setdefault(str(number), []).append(alias)
     return [
         VersionStatus(
             version=str(v.version),
             status=v.tags.get(STATUS_TAG, "-"),
             owner=v.tags.get(OWNER_TAG, "-"),
             approved_by=v.tags.get("governance.approved_by", "-"),
-            aliases=list(v.aliases or []),
+            aliases=sorted(aliases.get(str(v.version), [])),
             fairness_gate=v.tags.get(FAIRNESS_TAG, "-"),
             model_card=v.tags.get(CARD_TAG, "-"),
         )
@@ -267,6 +270,7 @@ def _transition(
     details: dict,
     audit_path: Path | None,
     config: GovernanceConfig | None,
+    precondition: Callable[[ModelVersion], None] | None = None,
 ) -> Transition:
     config = config or load_governance_config()
     version = str(version)
@@ -280,6 +284,8 @@ def _transition(
             _legal_hint(action, allowed_from),
         )
     _check_separation_of_duties(current, action, user)
+    if precondition is not None:
+        precondition(current)
     entry = audit.append(
         action,
         audit.model_subject(model_name, version),
