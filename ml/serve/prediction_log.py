@@ -5,7 +5,9 @@ Columns (the contract with monitoring): ``request_id``, ``timestamp`` (ISO 8601,
 (name → value, null where missing), ``score``, ``prediction``, ``latency_ms``, ``shadow``
 (bool), ``error`` (null, or why the variant failed and the request fell back).
 
-Records are written by a background thread, so the request path only enqueues a dict. Several
+Records are written by a background thread, so the request path only appends a dict to a deque
+(no lock, no wake-up: notifying a writer thread per request cost ~10% of the request path's
+samples in a profile, GIL hand-offs included); the writer drains it every ``flush_s``. Several
 server worker processes append to the same file: each flush is one ``write`` on a file opened
 with ``O_APPEND``, which Linux keeps whole for regular files, so lines never interleave.
 """
@@ -14,8 +16,8 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import threading
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -33,53 +35,48 @@ COLUMNS = (
     "shadow",
     "error",
 )
-_STOP = object()
 
 
 class PredictionLog:
-    """Append-only JSONL writer with a bounded queue (overflow is counted, never blocks)."""
+    """Append-only JSONL writer; a bounded buffer whose overflow is counted, never blocks."""
 
-    def __init__(self, path: Path, max_queue: int = 100_000, flush_s: float = 0.2) -> None:
+    def __init__(self, path: Path, max_queue: int = 100_000, flush_s: float = 0.1) -> None:
         self.path = path
         self.dropped = 0
-        self._queue: queue.Queue = queue.Queue(max_queue)
+        self.max_queue = max_queue
+        self._buffer: deque = deque()
         self._flush_s = flush_s
+        self._stop = threading.Event()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
     def write(self, record: dict[str, Any]) -> None:
-        """Enqueue one record; never blocks the caller."""
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
+        """Buffer one record; never blocks the caller."""
+        if len(self._buffer) >= self.max_queue:
             self.dropped += 1
+            return
+        self._buffer.append(record)
+
+    def flush(self) -> None:
+        """Write everything buffered so far (one ``write`` call)."""
+        lines = []
+        while self._buffer:
+            lines.append(json.dumps(self._buffer.popleft(), allow_nan=False))
+        if lines:
+            os.write(self._fd, ("\n".join(lines) + "\n").encode())
 
     def close(self) -> None:
-        """Write everything queued so far and close the file."""
-        self._queue.put(_STOP)
+        """Write everything buffered and close the file."""
+        self._stop.set()
         self._thread.join(timeout=10)
+        self.flush()
         os.close(self._fd)
 
     def _run(self) -> None:
-        while True:
-            try:
-                first = self._queue.get(timeout=self._flush_s)
-            except queue.Empty:
-                continue
-            batch = [first]
-            while True:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            stop = any(item is _STOP for item in batch)
-            lines = [json.dumps(r, allow_nan=False) for r in batch if r is not _STOP]
-            if lines:
-                os.write(self._fd, ("\n".join(lines) + "\n").encode())
-            if stop:
-                return
+        while not self._stop.wait(self._flush_s):
+            self.flush()
 
 
 def read_prediction_log(path: Path):

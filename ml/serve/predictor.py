@@ -79,14 +79,27 @@ class Predictor:
         return self.predict_many([request])[0]
 
     def predict_many(self, requests: Sequence[ScoreRequest]) -> list[dict]:
-        """Score requests (one feature read and one model call per variant)."""
+        """Score requests, all or none: raises :class:`UnknownCustomer` naming the unknown."""
+        values, found = self.reader.read([r.customer_id for r in requests])
+        if not found.all():
+            missing = [i for i, ok in enumerate(found) if not ok]
+            raise UnknownCustomer(missing, [requests[i].customer_id for i in missing])
+        return self._score(requests, values)
+
+    def predict_each(self, requests: Sequence[ScoreRequest]) -> list[dict | UnknownCustomer]:
+        """Score independent requests together; unknown customers get an error each."""
+        values, found = self.reader.read([r.customer_id for r in requests])
+        known = [i for i, ok in enumerate(found) if ok]
+        answers = iter(self._score([requests[i] for i in known], values[known]) if known else [])
+        return [
+            next(answers) if ok else UnknownCustomer([0], [r.customer_id])
+            for r, ok in zip(requests, found, strict=True)
+        ]
+
+    def _score(self, requests: Sequence[ScoreRequest], values: np.ndarray) -> list[dict]:
         start = time.perf_counter()
         state = self._state
         ids = [r.customer_id for r in requests]
-        values, found = self.reader.read(ids)
-        if not found.all():
-            missing = [i for i, ok in enumerate(found) if not ok]
-            raise UnknownCustomer(missing, [ids[i] for i in missing])
         rows = np.empty((len(requests), len(self.feature_names)))
         rows[:, : self.n_store] = values
         for i, r in enumerate(requests):
