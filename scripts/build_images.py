@@ -300,19 +300,49 @@ def pin(stack: workflow.StackLike, built: Sequence[Built], out: Callable[[str], 
         out(f"pinned {workflow.config_key(CONFIG_KEYS[b.image])} = {b.ref}")
 
 
-def ensure_ecr(stack: workflow.StackLike, out: Callable[[str], None]) -> dict[str, str]:
+def ecr_from_render(inventory: Sequence[dict], account: str, region: str) -> dict[str, str]:
+    """Image -> repository URL from the ECR repositories' ``name`` inputs in the render.
+
+    Repository names are fixed by the program (``mlops-<stack>-<image>``), so their URLs are
+    known without the stack outputs, which a targeted update may leave unset.
+    """
+    names = [
+        r["inputs"]["name"] for r in inventory if r["type"] == "aws:ecr/repository:Repository"
+    ]
+    host = f"{account}.dkr.ecr.{region}.amazonaws.com"
+    return {
+        image: f"{host}/{name}"
+        for image in CONFIG_KEYS
+        for name in names
+        if name.endswith(f"-{image}")
+    }
+
+
+def ensure_ecr(
+    stack: workflow.StackLike, out: Callable[[str], None], run: Run = subprocess.run
+) -> dict[str, str]:
     """The stack's ECR repositories, creating them (and their KMS key) first when missing."""
     ecr = workflow.plain_outputs(stack).get("ecrRepositories") or {}
     if set(CONFIG_KEYS) <= set(ecr):
         return ecr
-    targets = ecr_targets(workflow.render_inventory(stack.name), stack.name, _project())
+    inventory = workflow.render_inventory(stack.name)
+    targets = ecr_targets(inventory, stack.name, workflow.project_name())
     out(f"{stack.name}: creating the ECR repositories first (targeted update: {len(targets)})")
     stack.up(target=targets, on_output=out, color="auto")
-    return workflow.plain_outputs(stack).get("ecrRepositories") or {}
+    region = getattr(stack.get_all_config().get("aws:region"), "value", None) or "us-east-1"
+    return ecr_from_render(inventory, aws_account(run), region)
 
 
-def _project() -> str:
-    return workflow.project_name()
+def aws_account(run: Run = subprocess.run) -> str:
+    """The AWS account id of the current credentials."""
+    cmd = ["aws", "sts", "get-caller-identity", "--query", "Account", "--output", "text"]
+    result = _call(run, cmd)
+    if result.returncode != 0:
+        raise UserError(
+            f"cannot read the AWS account: {_last_line(result)}",
+            "log in to AWS (`aws sso login` or AWS_PROFILE=...) and run again",
+        )
+    return result.stdout.strip()
 
 
 def _call(run: Run, cmd: list[str], **kwargs) -> subprocess.CompletedProcess:

@@ -253,6 +253,45 @@ def test_ecr_targets_are_urns_of_the_repositories_and_their_key() -> None:
     ]
 
 
+def test_ecr_urls_follow_from_the_render() -> None:
+    inventory = [
+        {"type": "aws:ecr/repository:Repository", "inputs": {"name": f"mlops-aws-dev-{i}"}}
+        for i in ("ml", "serving")
+    ]
+    host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    assert build_images.ecr_from_render(inventory, "123456789012", "eu-west-1") == {
+        "ml": f"{host}/mlops-aws-dev-ml",
+        "serving": f"{host}/mlops-aws-dev-serving",
+    }
+
+
+def test_missing_ecr_repositories_are_created_by_a_targeted_update(monkeypatch) -> None:
+    inventory = [
+        {"type": "mlops:index:AwsPlatform", "name": "aws", "parent": None, "inputs": {}},
+        *(
+            {
+                "type": "aws:ecr/repository:Repository",
+                "name": f"aws-ecr-{i}",
+                "parent": "aws",
+                "inputs": {"name": f"mlops-aws-dev-{i}"},
+            }
+            for i in ("ml", "serving")
+        ),
+    ]
+    monkeypatch.setattr(build_images.workflow, "render_inventory", lambda _s: inventory)
+    stack = FakeStack("aws-dev", config={"aws:region": "eu-west-1"})
+    ups: list[dict] = []
+    stack.up = lambda **kw: ups.append(kw)  # type: ignore[method-assign]
+    run = FakeDocker({("aws", "sts"): (0, "123456789012\n", "")})
+    ecr = build_images.ensure_ecr(stack, lambda _l: None, run)
+    assert ups[0]["target"] == [
+        "urn:pulumi:aws-dev::mlops::mlops:index:AwsPlatform$aws:ecr/repository:Repository"
+        f"::aws-ecr-{i}"
+        for i in ("ml", "serving")
+    ]
+    assert build_images.repositories("aws-dev", ecr)["ml"].endswith("/mlops-aws-dev-ml")
+
+
 class FakeDocker:
     """Records commands; answers from ``replies`` (first matching prefix wins)."""
 
