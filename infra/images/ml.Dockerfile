@@ -48,8 +48,8 @@ LABEL org.opencontainers.image.title="mlops-ml" \
       org.opencontainers.image.revision="${REVISION}"
 # A passwd entry for 10001: getpass.getuser() (MLflow's run user) needs one. No home directory:
 # HOME is the writable /tmp.
-RUN groupadd --system --gid 10001 mlops \
-    && useradd --system --uid 10001 --gid 10001 --home-dir /tmp --no-create-home \
+RUN groupadd --gid 10001 mlops \
+    && useradd --uid 10001 --gid 10001 --home-dir /tmp --no-create-home \
        --shell /usr/sbin/nologin mlops
 ENV PATH=/app/.venv/bin:$PATH \
     HOME=/tmp \

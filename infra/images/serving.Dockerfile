@@ -33,8 +33,8 @@ ARG REVISION=unknown
 LABEL org.opencontainers.image.title="mlops-serving" \
       org.opencontainers.image.description="BentoML credit-risk service on :3000" \
       org.opencontainers.image.revision="${REVISION}"
-RUN groupadd --system --gid 10001 mlops \
-    && useradd --system --uid 10001 --gid 10001 --home-dir /tmp --no-create-home \
+RUN groupadd --gid 10001 mlops \
+    && useradd --uid 10001 --gid 10001 --home-dir /tmp --no-create-home \
        --shell /usr/sbin/nologin mlops
 ENV PATH=/app/.venv/bin:$PATH \
     HOME=/tmp \
