@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     serving_port: int = Field(3055, ge=1024, le=65535, description="Port of the embedded API.")
     model_name: str = Field("credit-risk", min_length=1, description="Registered model name.")
     feature_service: str = Field("credit_v1", description="Feast feature service the model uses.")
+    feature_repo: Path | None = Field(
+        None, description="Feast repo folder (default: the embedded one under build/demo)."
+    )
 
     @field_validator("model_name")
     @classmethod
@@ -76,8 +79,8 @@ class Settings(BaseSettings):
 
     @property
     def feature_repo_dir(self) -> Path:
-        """Feast repo folder of the embedded mode: feature_store.yaml, registry, data."""
-        return self.demo_dir / "feature_repo"
+        """Feast repo folder: ``MLOPS_FEATURE_REPO`` in pods, else the embedded one."""
+        return self.feature_repo or self.demo_dir / "feature_repo"
 
     @property
     def mlflow_dir(self) -> Path:
