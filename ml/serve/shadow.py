@@ -46,7 +46,11 @@ class ShadowRunner:
         self._thread.start()
 
     def policy_changed(self, policy: TrafficPolicy) -> None:
-        self._policy = policy  # shadows whose model is not loaded are skipped
+        """Follow a new policy; shadows whose model is not loaded are skipped.
+
+        The queue keeps the size it was created with (``shadow_queue_size`` at start-up).
+        """
+        self._policy = policy
 
     def submit(self, policy: TrafficPolicy, rows: np.ndarray, answers: list[dict], now: str):
         """Queue a copy of the live rows for the shadows; drop (and count) when full."""
@@ -78,6 +82,8 @@ class ShadowRunner:
                 if item is None:
                     return
                 self._score(*item)
+            except Exception:  # never let one bad copy stop the shadows
+                self.errors += 1
             finally:
                 self._queue.task_done()
 
