@@ -98,6 +98,8 @@ def run_demo(settings: Settings) -> dict[str, Any]:
             outcome = stage_training(run, ingested, entities, training_set)
         with run.stages.stage("registry", STAGE_TITLES["registry"]):
             stage_registry(run, outcome)
+        with run.stages.stage("governance", STAGE_TITLES["governance"]):
+            stage_governance(run, outcome, training_set, ingested.tables["customers"])
         with run.stages.stage("monitoring", STAGE_TITLES["monitoring"]):
             drift = stage_monitoring(run, outcome, training_set)
         with run.stages.stage("retraining", STAGE_TITLES["retraining"]):
@@ -113,7 +115,8 @@ STAGE_TITLES = {
     "features": "Feast: apply, point-in-time training set, materialization to SQLite",
     "tracking": "MLflow tracking server (SQLite + local artifacts) answering",
     "training": "Training candidate models, tracked in MLflow",
-    "registry": "Evaluation gate, registration and the champion alias",
+    "registry": "Evaluation gate and registration of the winner as a candidate",
+    "governance": "Model card, fairness gate, approvals by role → production and champion",
     "monitoring": "Evidently drift report on a drifted live window",
     "retraining": "Closed loop: drift triggers retraining on fresh data, gated vs the champion",
 }
@@ -184,7 +187,8 @@ def stage_training(
 
 
 def stage_registry(run: DemoRun, outcome: TrainingOutcome) -> None:
-    registered = register_winner(outcome, run.settings.model_name)
+    """Register the winner as a candidate; it becomes champion only through approvals."""
+    registered = register_winner(outcome, run.settings.model_name, promote=False)
     assert outcome.winner is not None  # register_winner raised otherwise
     run.summary["registry"] = {
         "model_name": registered.name,
@@ -193,7 +197,62 @@ def stage_registry(run: DemoRun, outcome: TrainingOutcome) -> None:
         "champion_metrics": _rounded(outcome.winner.metrics),
         "alias": "champion",
     }
-    run.stages.note(f"{registered.name} v{registered.version} ({outcome.winner.name}) is champion")
+
+
+def stage_governance(
+    run: DemoRun, outcome: TrainingOutcome, training_set: pd.DataFrame, customers: pd.DataFrame
+) -> None:
+    """Model card, then candidate → approved → production by three people in three roles."""
+    from ml.errors import UserError
+    from ml.governance import approvals
+    from ml.governance.model_card import write_model_card
+
+    settings, name = run.settings, run.settings.model_name
+    version = run.summary["registry"]["champion_version"]
+    audit_path = settings.audit_log
+    flow = {"audit_path": audit_path}
+    # dave is both data scientist and reviewer: he registers, so he may not approve.
+    approvals.register_candidate(name, version, user="dave", role="data_scientist", **flow)
+    card = _model_card(run, write_model_card, version, training_set, customers)
+    approvals.request_review(name, version, user="dave", role="data_scientist", **flow)
+    try:
+        approvals.approve(name, version, user="dave", role="reviewer", **flow)
+        self_approval = "allowed"
+    except UserError as refused:
+        self_approval = f"refused: {refused.what}"
+    approvals.approve(name, version, user="bob", role="reviewer", comment="card reviewed", **flow)
+    approvals.promote_to_production(name, version, user="carol", role="release_manager", **flow)
+    card = _model_card(run, write_model_card, version, training_set, customers)  # with history
+    run.summary["governance"] = {
+        "model_card": run.rel(card.md),
+        "model_card_html": run.rel(card.html),
+        "fairness_passed": card.fairness_passed,
+        "fairness_notes": card.fairness_reasons,
+        "approval_status": next(v.status for v in approvals.status(name) if v.version == version),
+        "self_approval": self_approval,
+        "audit_log": run.rel(audit_path),
+    }
+    run.output("Model card (HTML)", card.html)
+    run.output("Model card (Markdown)", card.md)
+    for plot in card.plots:
+        run.output(f"Model card plot: {plot.stem}", plot)
+    run.stages.note(
+        f"v{version}: candidate (dave) → approved (bob) → production (carol), champion"
+    )
+    run.stages.note(f"self-approval {self_approval}")
+
+
+def _model_card(run, write_model_card, version, training_set, customers):
+    return write_model_card(
+        run.settings.model_name,
+        version,
+        training_set=training_set,
+        customers=customers,
+        features=feature_store.model_features(run.settings.feature_service),
+        out_dir=run.settings.demo_dir / "governance",
+        settings=run.settings,
+        audit_path=run.settings.audit_log,
+    )
 
 
 def stage_monitoring(
