@@ -41,7 +41,8 @@ def export_mlflow(tracking_uri: str, out_dir: Path, artifacts: bool = True) -> l
     from mlflow.entities import ViewType
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=tracking_uri)
+    # Both URIs explicitly: the registry URI would otherwise follow the process-wide one.
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         experiments = client.search_experiments(view_type=ViewType.ALL)
