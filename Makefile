@@ -6,6 +6,9 @@ SHELL := bash
 
 UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+# The bootstrapped uv must be on PATH for the tools that call it too (MLflow records a model's
+# environment with `uv export`; without uv it falls back to slow pip-based inference).
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 

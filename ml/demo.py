@@ -89,7 +89,7 @@ def run_demo(settings: Settings) -> dict[str, Any]:
         with run.stages.stage("data", STAGE_TITLES["data"]):
             ingested = stage_data(run)
         with run.stages.stage("features", STAGE_TITLES["features"]):
-            store, entities, training_set = stage_features(run, ingested)
+            entities, training_set = stage_features(run, ingested)
         with run.stages.stage("tracking", STAGE_TITLES["tracking"]):
             uri = server.wait_ready()
         mlflow.set_tracking_uri(uri)
@@ -100,6 +100,8 @@ def run_demo(settings: Settings) -> dict[str, Any]:
             stage_registry(run, outcome)
         with run.stages.stage("governance", STAGE_TITLES["governance"]):
             stage_governance(run, outcome, training_set, ingested.tables["customers"])
+        with run.stages.stage("serving", STAGE_TITLES["serving"]):
+            stage_serving(run, outcome, training_set, ingested.tables["applications"])
         with run.stages.stage("monitoring", STAGE_TITLES["monitoring"]):
             drift = stage_monitoring(run, outcome, training_set)
         with run.stages.stage("retraining", STAGE_TITLES["retraining"]):
@@ -117,6 +119,7 @@ STAGE_TITLES = {
     "training": "Training candidate models, tracked in MLflow",
     "registry": "Evaluation gate and registration of the winner as a candidate",
     "governance": "Model card, fairness gate, approvals by role → production and champion",
+    "serving": "BentoML: champion vs challenger (A/B) with a shadow; good and malformed requests",
     "monitoring": "Evidently drift report on a drifted live window",
     "retraining": "Closed loop: drift triggers retraining on fresh data, gated vs the champion",
 }
@@ -147,7 +150,7 @@ def stage_data(run: DemoRun) -> Ingested:
     return ingested
 
 
-def stage_features(run: DemoRun, ingested: Ingested) -> tuple[Any, pd.DataFrame, pd.DataFrame]:
+def stage_features(run: DemoRun, ingested: Ingested) -> tuple[pd.DataFrame, pd.DataFrame]:
     settings = run.settings
     store = build_feature_store(settings.feature_repo_dir, ingested)
     entities = labelled_entities(ingested.tables["applications"])
@@ -163,7 +166,7 @@ def stage_features(run: DemoRun, ingested: Ingested) -> tuple[Any, pd.DataFrame,
         "online_store": "sqlite",
     }
     run.stages.note(f"training set: {len(training_set):,} labelled applications, point in time")
-    return store, entities, training_set
+    return entities, training_set
 
 
 def stage_training(
@@ -253,6 +256,140 @@ def _model_card(run, write_model_card, version, training_set, customers):
         settings=run.settings,
         audit_path=run.settings.audit_log,
     )
+
+
+def stage_serving(
+    run: DemoRun, outcome: TrainingOutcome, training_set: pd.DataFrame, applications: pd.DataFrame
+) -> None:
+    """A real HTTP server, real requests, and the experiment read back from its log."""
+    import httpx
+
+    from ml.serve.experiment import analyze_experiment
+    from ml.serve.server import start_server
+    from ml.serve.traffic import TrafficPolicy
+
+    settings = run.settings
+    challenger, shadow = _approved_variants(run, outcome)
+    policy = TrafficPolicy(
+        salt=f"demo-{settings.seed}",
+        variants={
+            "champion": {"model": "champion", "weight": 0.5},
+            "challenger": {"model": challenger, "weight": 0.5},
+        },
+        shadows=[{"name": "shadow", "model": shadow}],
+    )
+    log = settings.demo_dir / "serving" / "predictions.jsonl"
+    _, holdout = time_split(training_set, run.config.split.holdout_fraction)
+    with start_server(settings, policy, log_path=log) as url, httpx.Client(base_url=url) as client:
+        good = _send_applications(client, holdout)
+        bad = _send_malformed(client, int(holdout["customer_id"].iloc[0]))
+        _wait_for_log(log, expected_shadows=good["requests"])
+    codes = [*good["codes"], *bad]
+    report = analyze_experiment(
+        log,
+        applications[["application_id", "defaulted"]].dropna(),
+        settings.demo_dir / "experiment",
+    )
+    run.summary["serving"] = {
+        "requests": len(codes),
+        "ok_2xx": sum(200 <= c < 300 for c in codes),
+        "rejected_4xx": sum(400 <= c < 500 for c in codes),
+        "errors_5xx": sum(c >= 500 for c in codes),
+        "client_latency_ms": good["latency_ms"],
+        "policy": policy.model_dump(mode="json"),
+        "prediction_log": run.rel(log),
+        "experiment": report.to_dict(),
+    }
+    run.output("A/B experiment report", settings.demo_dir / "experiment" / "experiment.md")
+    run.output("A/B experiment plot", settings.demo_dir / "experiment" / "experiment.png")
+    run.output("Prediction log (JSON Lines)", log)
+    serving = run.summary["serving"]
+    run.stages.note(
+        f"{serving['requests']} requests: {serving['ok_2xx']} answered, "
+        f"{serving['rejected_4xx']} rejected (4xx), {serving['errors_5xx']} server errors"
+    )
+
+
+def _approved_variants(run: DemoRun, outcome: TrainingOutcome) -> tuple[str, str]:
+    """Register the runners-up and take them through review: challenger and shadow versions."""
+    from ml import registry
+    from ml.governance import approvals
+
+    name, flow = run.settings.model_name, {"audit_path": run.settings.audit_log}
+    ranked = sorted(outcome.candidates, key=lambda c: c.metrics["roc_auc"], reverse=True)
+    versions = []
+    for alias, candidate in zip(("challenger", "shadow"), ranked[1:3], strict=True):
+        tags = {**outcome.lineage.tags(), "candidate": candidate.name} if outcome.lineage else {}
+        version = registry.register(candidate.run_id, name, tags).version
+        approvals.register_candidate(name, version, user="alice", role="data_scientist", **flow)
+        approvals.request_review(name, version, user="alice", role="data_scientist", **flow)
+        approvals.approve(name, version, user="bob", role="reviewer", comment=alias, **flow)
+        mlflow.MlflowClient().set_registered_model_alias(name, alias, version)
+        versions.append(version)
+        run.stages.note(f"{alias}: v{version} ({candidate.name}), approved by bob")
+    return versions[0], versions[1]
+
+
+def _send_applications(client, holdout: pd.DataFrame) -> dict[str, Any]:
+    import time
+
+    codes, latencies = [], []
+    for row in holdout.itertuples():
+        payload = {
+            "customer_id": int(row.customer_id),
+            "loan_amount": float(row.loan_amount),
+            "term_months": int(row.term_months),
+            "application_id": int(row.application_id),
+        }
+        started = time.perf_counter()
+        codes.append(client.post("/predict", json=payload).status_code)
+        latencies.append((time.perf_counter() - started) * 1000)
+    quantiles = pd.Series(latencies).quantile([0.5, 0.99])
+    return {
+        "requests": len(codes),
+        "codes": codes,
+        "latency_ms": {"p50": round(quantiles[0.5], 2), "p99": round(quantiles[0.99], 2)},
+    }
+
+
+# What real clients get wrong; each must be answered 4xx with the field named, never 5xx.
+MALFORMED: list[tuple[str, Any]] = [
+    ("missing field", {"customer_id": 1001, "loan_amount": 5000.0}),
+    ("wrong type", {"customer_id": "abc", "loan_amount": 5000.0, "term_months": 36}),
+    ("negative amount", {"customer_id": 1001, "loan_amount": -5.0, "term_months": 36}),
+    ("unknown term", {"customer_id": 1001, "loan_amount": 5000.0, "term_months": 7}),
+    ("unknown customer", {"customer_id": 987654321, "loan_amount": 5000.0, "term_months": 36}),
+    ("extra field", {"customer_id": 1001, "loan_amount": 1.0, "term_months": 36, "x": 1}),
+]
+
+
+def _send_malformed(client, known_customer: int) -> list[int]:
+    codes = []
+    for _, payload in MALFORMED:
+        body = {**payload, "customer_id": payload["customer_id"]}
+        codes.append(client.post("/predict", json=body).status_code)
+    raw = ['{"customer_id": 1001, "loan_amount": NaN, "term_months": 36}', "{not json", ""]
+    for content in raw:
+        headers = {"content-type": "application/json"}
+        codes.append(client.post("/predict", content=content, headers=headers).status_code)
+    oversized = [
+        {"customer_id": known_customer, "loan_amount": 1000.0, "term_months": 12}
+    ] * 10_000
+    codes.append(client.post("/predict_batch", json={"requests": oversized}).status_code)
+    return codes
+
+
+def _wait_for_log(log: Path, expected_shadows: int, timeout_s: float = 15.0) -> None:
+    """The log and the shadows flush in the background; wait until they have caught up."""
+    import time
+
+    from ml.serve.prediction_log import read_prediction_log
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if log.exists() and read_prediction_log(log)["shadow"].sum() >= expected_shadows:
+            return
+        time.sleep(0.25)
 
 
 def stage_monitoring(

@@ -29,6 +29,7 @@ PACKAGES=(
   "prometheus:/usr/bin/promtool"
   "chromium:/usr/bin/chromium"
   "chromium-driver:/usr/bin/chromedriver"
+  "wrk:/usr/bin/wrk"
 )
 
 log() { echo "services: $*" >&2; }

@@ -25,6 +25,8 @@ _GROUPS: list[tuple[str, str, str]] = [
     ("monitor", "monitor", "Drift and quality monitoring; measure detection quality."),
     ("pipeline", "pipeline", "Train, retrain (gated against the champion) and roll back."),
     ("features", "features", "Feature store: lineage, rebuild, apply, materialize."),
+    ("serve", "serve", "Serve the champion with A/B, canary and shadow variants."),
+    ("experiment", "experiment", "Analyse A/B experiments and validate the test by simulation."),
     ("governance", "governance", "Approvals by role, audit log, model cards, permissions."),
     ("docs", "docs", "Build the static report site (MkDocs Material)."),
     ("infra", "infra", "Render and check the Pulumi program offline."),
