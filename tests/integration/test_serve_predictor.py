@@ -44,17 +44,22 @@ def predictor(trained_platform, no_approval, tmp_path):
 
 
 def test_unapproved_version_is_refused(trained_platform, monkeypatch):
+    import mlflow
+
     monkeypatch.setenv("MLOPS_REQUIRE_APPROVAL", "true")
+    # A version of its own: the shared champion's status is other tests' business.
+    name = "serve-unapproved"
+    run_id = trained_platform.outcome.winner.run_id
+    fresh = str(mlflow.register_model(f"runs:/{run_id}/model", name).version)
     with pytest.raises(UserError, match=r"not approved for serving \(governance.status=unset\)"):
-        load_model(trained_platform.model_name, "champion", trained_platform.features)
-    version = resolve_version(trained_platform.model_name, "champion")
+        load_model(name, fresh, trained_platform.features)
+    assert resolve_version(name, fresh).tags.get("governance.status") is None
     for status in ("approved", "production"):
         ensure_servable(SimpleNamespace(name="m", version="1", tags={"governance.status": status}))
     with pytest.raises(UserError, match="rejected"):
         ensure_servable(
             SimpleNamespace(name="m", version="1", tags={"governance.status": "rejected"})
         )
-    assert version.tags.get("governance.status") is None
 
 
 def test_feature_reader_matches_feast_sdk(trained_platform, predictor):
