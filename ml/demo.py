@@ -36,7 +36,6 @@ from ml.pipeline import (
     labelled_entities,
     lineage_for,
     record_lineage,
-    register_winner,
     train_and_gate,
 )
 from ml.progress import Stages
@@ -61,6 +60,9 @@ class DemoRun:
     stages: Stages
     summary: dict[str, Any] = field(default_factory=dict)
     outputs: list[tuple[str, Path]] = field(default_factory=list)  # (label, file) for index.html
+    versions: dict[str, Any] = field(default_factory=dict)  # registered version -> candidate
+    variants: list[str] = field(default_factory=list)  # approved runners-up, best first
+    self_approval: str = "not attempted"
 
     def output(self, label: str, path: Path) -> None:
         self.outputs.append((label, path))
@@ -99,11 +101,11 @@ def run_demo(settings: Settings) -> dict[str, Any]:
         with run.stages.stage("registry", STAGE_TITLES["registry"]):
             stage_registry(run, outcome)
         with run.stages.stage("governance", STAGE_TITLES["governance"]):
-            stage_governance(run, outcome, training_set, ingested.tables["customers"])
+            stage_governance(run, training_set, ingested.tables["customers"])
         with run.stages.stage("serving", STAGE_TITLES["serving"]):
-            stage_serving(run, outcome, training_set, ingested.tables["applications"])
+            stage_serving(run, training_set, ingested.tables["applications"])
         with run.stages.stage("monitoring", STAGE_TITLES["monitoring"]):
-            drift = stage_monitoring(run, outcome, training_set)
+            drift = stage_monitoring(run, training_set)
         with run.stages.stage("retraining", STAGE_TITLES["retraining"]):
             stage_retraining(run, ingested, drift)
     finally:
@@ -117,8 +119,8 @@ STAGE_TITLES = {
     "features": "Feast: apply, point-in-time training set, materialization to SQLite",
     "tracking": "MLflow tracking server (SQLite + local artifacts) answering",
     "training": "Training candidate models, tracked in MLflow",
-    "registry": "Evaluation gate and registration of the winner as a candidate",
-    "governance": "Model card, fairness gate, approvals by role → production and champion",
+    "registry": "Registration of every candidate that passed the performance gate",
+    "governance": "Model cards, fairness gate, reviews by role; the best fair model → production",
     "serving": "BentoML: champion vs challenger (A/B) with a shadow; good and malformed requests",
     "monitoring": "Evidently drift report on a drifted live window",
     "retraining": "Closed loop: drift triggers retraining on fresh data, gated vs the champion",
@@ -190,62 +192,94 @@ def stage_training(
 
 
 def stage_registry(run: DemoRun, outcome: TrainingOutcome) -> None:
-    """Register the winner as a candidate; it becomes champion only through approvals."""
-    registered = register_winner(outcome, run.settings.model_name, promote=False)
-    assert outcome.winner is not None  # register_winner raised otherwise
-    run.summary["registry"] = {
-        "model_name": registered.name,
-        "champion_version": registered.version,
-        "champion_candidate": outcome.winner.name,
-        "champion_metrics": _rounded(outcome.winner.metrics),
-        "alias": "champion",
+    """Register every candidate that passed the performance gate, best first, as a version."""
+    from ml import registry
+
+    passed = [c for c in outcome.candidates if outcome.decisions[c.name].passed]
+    ranked = sorted(passed, key=lambda c: c.metrics[run.config.gate.select_by], reverse=True)
+    lineage = outcome.lineage.tags() if outcome.lineage else {}
+    run.versions = {
+        registry.register(
+            c.run_id, run.settings.model_name, {**lineage, "candidate": c.name}
+        ).version: c
+        for c in ranked
     }
+    run.stages.note("registered " + ", ".join(f"v{v} ({c.name})" for v, c in run.versions.items()))
 
 
-def stage_governance(
-    run: DemoRun, outcome: TrainingOutcome, training_set: pd.DataFrame, customers: pd.DataFrame
-) -> None:
-    """Model card, then candidate → approved → production by three people in three roles."""
+def stage_governance(run: DemoRun, training_set: pd.DataFrame, customers: pd.DataFrame) -> None:
+    """Each version gets a model card and a review; the best one that passes goes to production.
+
+    A version whose card fails the fairness gate is rejected by the reviewer, with the reason,
+    and the next one is reviewed. The runners-up that pass become challenger and shadow.
+    """
     from ml.errors import UserError
     from ml.governance import approvals
+
+    name, flow = run.settings.model_name, {"audit_path": run.settings.audit_log}
+    approved, rejected, cards = [], {}, {}
+    for version, candidate in run.versions.items():
+        # dave is both data scientist and reviewer: he registers, so he may not approve.
+        approvals.register_candidate(name, version, user="dave", role="data_scientist", **flow)
+        cards[version] = card = _model_card(run, version, training_set, customers)
+        approvals.request_review(name, version, user="dave", role="data_scientist", **flow)
+        if not card.fairness_passed:
+            reason = "fairness gate failed: " + "; ".join(card.fairness_reasons)
+            approvals.reject(name, version, user="bob", role="reviewer", reason=reason, **flow)
+            rejected[version] = reason
+            run.stages.note(f"v{version} ({candidate.name}) rejected by bob: {reason[:120]}")
+            continue
+        if not approved:  # the first approval attempt shows separation of duties
+            try:
+                approvals.approve(name, version, user="dave", role="reviewer", **flow)
+                run.self_approval = "allowed"
+            except UserError as refused:
+                run.self_approval = f"refused: {refused.what}"
+        approvals.approve(
+            name, version, user="bob", role="reviewer", comment="card reviewed", **flow
+        )
+        approved.append(version)
+    if not approved:
+        raise UserError(
+            "no candidate passed both the performance and the fairness gate",
+            "see the model cards under build/demo/governance and the gates in the config",
+        )
+    champion = approved[0]
+    approvals.promote_to_production(name, champion, user="carol", role="release_manager", **flow)
+    cards[champion] = _model_card(run, champion, training_set, customers)  # with its history
+    run.variants = approved[1:3]
+    winner = run.versions[champion]
+    run.summary["registry"] = {
+        "model_name": name,
+        "champion_version": champion,
+        "champion_candidate": winner.name,
+        "champion_metrics": _rounded(winner.metrics),
+        "alias": "champion",
+        "versions": {v: c.name for v, c in run.versions.items()},
+    }
+    run.summary["governance"] = {
+        "model_card": run.rel(cards[champion].md),
+        "model_card_html": run.rel(cards[champion].html),
+        "model_cards": {v: run.rel(card.html) for v, card in cards.items()},
+        "fairness_passed": cards[champion].fairness_passed,
+        "fairness_notes": cards[champion].fairness_reasons,
+        "approved": approved,
+        "rejected": rejected,
+        "approval_status": {v.version: v.status for v in approvals.status(name)},
+        "self_approval": run.self_approval,
+        "audit_log": run.rel(run.settings.audit_log),
+    }
+    for version, card in cards.items():
+        run.output(f"Model card v{version} ({run.versions[version].name})", card.html)
+    for plot in cards[champion].plots:
+        run.output(f"Model card plot: {plot.stem}", plot)
+    run.stages.note(f"v{champion} ({winner.name}): approved (bob) → production (carol), champion")
+    run.stages.note(f"self-approval {run.self_approval}")
+
+
+def _model_card(run: DemoRun, version: str, training_set: pd.DataFrame, customers: pd.DataFrame):
     from ml.governance.model_card import write_model_card
 
-    settings, name = run.settings, run.settings.model_name
-    version = run.summary["registry"]["champion_version"]
-    audit_path = settings.audit_log
-    flow = {"audit_path": audit_path}
-    # dave is both data scientist and reviewer: he registers, so he may not approve.
-    approvals.register_candidate(name, version, user="dave", role="data_scientist", **flow)
-    card = _model_card(run, write_model_card, version, training_set, customers)
-    approvals.request_review(name, version, user="dave", role="data_scientist", **flow)
-    try:
-        approvals.approve(name, version, user="dave", role="reviewer", **flow)
-        self_approval = "allowed"
-    except UserError as refused:
-        self_approval = f"refused: {refused.what}"
-    approvals.approve(name, version, user="bob", role="reviewer", comment="card reviewed", **flow)
-    approvals.promote_to_production(name, version, user="carol", role="release_manager", **flow)
-    card = _model_card(run, write_model_card, version, training_set, customers)  # with history
-    run.summary["governance"] = {
-        "model_card": run.rel(card.md),
-        "model_card_html": run.rel(card.html),
-        "fairness_passed": card.fairness_passed,
-        "fairness_notes": card.fairness_reasons,
-        "approval_status": next(v.status for v in approvals.status(name) if v.version == version),
-        "self_approval": self_approval,
-        "audit_log": run.rel(audit_path),
-    }
-    run.output("Model card (HTML)", card.html)
-    run.output("Model card (Markdown)", card.md)
-    for plot in card.plots:
-        run.output(f"Model card plot: {plot.stem}", plot)
-    run.stages.note(
-        f"v{version}: candidate (dave) → approved (bob) → production (carol), champion"
-    )
-    run.stages.note(f"self-approval {self_approval}")
-
-
-def _model_card(run, write_model_card, version, training_set, customers):
     return write_model_card(
         run.settings.model_name,
         version,
@@ -258,9 +292,7 @@ def _model_card(run, write_model_card, version, training_set, customers):
     )
 
 
-def stage_serving(
-    run: DemoRun, outcome: TrainingOutcome, training_set: pd.DataFrame, applications: pd.DataFrame
-) -> None:
+def stage_serving(run: DemoRun, training_set: pd.DataFrame, applications: pd.DataFrame) -> None:
     """A real HTTP server, real requests, and the experiment read back from its log."""
     import httpx
 
@@ -269,15 +301,14 @@ def stage_serving(
     from ml.serve.traffic import TrafficPolicy
 
     settings = run.settings
-    challenger, shadow = _approved_variants(run, outcome)
     policy = TrafficPolicy(
         salt=f"demo-{settings.seed}",
-        variants={
-            "champion": {"model": "champion", "weight": 0.5},
-            "challenger": {"model": challenger, "weight": 0.5},
-        },
-        shadows=[{"name": "shadow", "model": shadow}],
+        variants=_live_variants(run.variants[:1]),
+        shadows=[{"name": "shadow", "model": v} for v in run.variants[1:2]],
     )
+    for role, version in zip(("challenger", "shadow"), run.variants, strict=False):
+        mlflow.MlflowClient().set_registered_model_alias(settings.model_name, role, version)
+        run.stages.note(f"{role}: v{version} ({run.versions[version].name}), approved")
     log = settings.demo_dir / "serving" / "predictions.jsonl"
     _, holdout = time_split(training_set, run.config.split.holdout_fraction)
     with start_server(settings, policy, log_path=log) as url, httpx.Client(base_url=url) as client:
@@ -310,24 +341,13 @@ def stage_serving(
     )
 
 
-def _approved_variants(run: DemoRun, outcome: TrainingOutcome) -> tuple[str, str]:
-    """Register the runners-up and take them through review: challenger and shadow versions."""
-    from ml import registry
-    from ml.governance import approvals
-
-    name, flow = run.settings.model_name, {"audit_path": run.settings.audit_log}
-    ranked = sorted(outcome.candidates, key=lambda c: c.metrics["roc_auc"], reverse=True)
-    versions = []
-    for alias, candidate in zip(("challenger", "shadow"), ranked[1:3], strict=True):
-        tags = {**outcome.lineage.tags(), "candidate": candidate.name} if outcome.lineage else {}
-        version = registry.register(candidate.run_id, name, tags).version
-        approvals.register_candidate(name, version, user="alice", role="data_scientist", **flow)
-        approvals.request_review(name, version, user="alice", role="data_scientist", **flow)
-        approvals.approve(name, version, user="bob", role="reviewer", comment=alias, **flow)
-        mlflow.MlflowClient().set_registered_model_alias(name, alias, version)
-        versions.append(version)
-        run.stages.note(f"{alias}: v{version} ({candidate.name}), approved by bob")
-    return versions[0], versions[1]
+def _live_variants(challengers: list[str]) -> dict[str, dict[str, Any]]:
+    """A 50/50 split with the challenger when there is one, else all traffic to the champion."""
+    variants = {"champion": {"model": "champion", "weight": 1.0}}
+    for version in challengers:
+        variants = {name: {**spec, "weight": 0.5} for name, spec in variants.items()}
+        variants["challenger"] = {"model": version, "weight": 0.5}
+    return variants
 
 
 def _send_applications(client, holdout: pd.DataFrame) -> dict[str, Any]:
@@ -392,18 +412,16 @@ def _wait_for_log(log: Path, expected_shadows: int, timeout_s: float = 15.0) -> 
         time.sleep(0.25)
 
 
-def stage_monitoring(
-    run: DemoRun, outcome: TrainingOutcome, training_set: pd.DataFrame
-) -> DriftResult:
+def stage_monitoring(run: DemoRun, training_set: pd.DataFrame) -> DriftResult:
     from ml.monitor.drift import detect
     from ml.monitor.report import write_monitoring_report
 
-    assert outcome.winner is not None
+    champion = run.versions[run.summary["registry"]["champion_version"]]
     features = feature_store.model_features(run.settings.feature_service)
     _, holdout = time_split(training_set, run.config.split.holdout_fraction)
     live = sample_window(LIVE_WINDOW_ROWS, run.settings.seed + 1, DEMO_DRIFT)
-    reference = _scored(holdout, outcome.winner.model, features)
-    current = _scored(live, outcome.winner.model, features)
+    reference = _scored(holdout, champion.model, features)
+    current = _scored(live, champion.model, features)
     result = detect(reference, current)
     exposition = write_exposition(result, run.settings.demo_dir / "monitoring" / "metrics.prom")
     report = write_monitoring_report(
@@ -455,6 +473,12 @@ def stage_retraining(run: DemoRun, ingested: Ingested, drift: DriftResult) -> No
         "fresh_training_rows": len(training_set),
         "audit_log": run.rel(settings.audit_log),
     }
+    if decision.new_version is not None:  # every registered version is documented
+        card = _model_card(
+            run, decision.new_version, training_set, fresh_batch.tables["customers"]
+        )
+        run.summary["retraining"]["model_card"] = run.rel(card.html)
+        run.output(f"Model card v{decision.new_version} (retrained)", card.html)
     run.output("Audit log (hash-chained JSON Lines)", settings.audit_log)
     run.stages.note(decision.reason)
 

@@ -34,7 +34,10 @@ def demo(
     total = sum(summary["timings_s"].values())
     console.print(f"\n[bold green]Demo finished in {total:.0f}s.[/] Outputs:")
     console.print(f"  index:   {summary['index_html']}")
-    console.print(f"  summary: {settings.demo_dir.relative_to(settings.root)}/summary.json")
+    summary_path = settings.demo_dir / "summary.json"
+    if summary_path.is_relative_to(settings.root):
+        summary_path = summary_path.relative_to(settings.root)
+    console.print(f"  summary: {summary_path}")
 
 
 def _quiet_library_warnings() -> None:
