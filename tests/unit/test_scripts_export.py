@@ -16,7 +16,7 @@ def test_export_mlflow_writes_runs_registry_and_artifacts(tmp_path: Path) -> Non
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    client = MlflowClient(uri)
+    client = MlflowClient(uri, registry_uri=uri)
     exp = client.create_experiment("credit", artifact_location=str(tmp_path / "artifacts"))
     run = client.create_run(exp)
     client.log_param(run.info.run_id, "alpha", "0.1")
