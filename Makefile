@@ -12,6 +12,13 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
+# Behind a TLS-inspecting proxy uv needs the system's CA bundle; use it when none is configured.
+ifeq ($(SSL_CERT_FILE),)
+ifneq ($(wildcard /etc/ssl/certs/ca-certificates.crt),)
+export SSL_CERT_FILE := /etc/ssl/certs/ca-certificates.crt
+endif
+endif
+
 .PHONY: help
 help: ## List the targets
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
