@@ -382,39 +382,43 @@ def _log(card: ModelCard, facts: dict, gate) -> ModelCard:
 def card_for_version(
     model_name: str, version: str, settings: Settings, out_dir: Path | None = None
 ) -> ModelCard:
-    """Rebuild the version's training set from the embedded feature store and write its card.
+    """Rebuild the version's training set and write its card.
 
-    The dataset is regenerated from the settings' seed and validated, the training set is
-    retrieved point in time from Feast, and its hash must equal the version's
-    ``lineage.training_set_sha256``: a card is only written from the data the model saw.
+    The training set is rebuilt bit for bit from the archived inputs named by the manifest on
+    the version's run (``mlops features rebuild``); the customers' protected attributes come
+    from the seeded dataset. Its hash must equal the version's ``lineage.training_set_sha256``:
+    a card is only written from the data the model saw.
     """
-    import tempfile
+    from mlflow import MlflowClient
 
     from ml.data import generate
     from ml.data.snapshot import frame_sha256
     from ml.features import store as feature_store
-    from ml.pipeline import ingest, labelled_entities
+    from ml.features.lineage import run_manifest
+    from ml.features.rebuild import rebuild_training_set
 
     tags = _registry_facts(model_name, str(version))["version_tags"]
     service = tags.get("lineage.feature_service", settings.feature_service)
-    dataset = generate(settings.n_customers, settings.seed, settings.history_days)
-    with tempfile.TemporaryDirectory() as quarantine:
-        ingested = ingest(dataset, Path(quarantine))
-    store = feature_store.open_store(settings.feature_repo_dir)
-    entities = labelled_entities(ingested.tables["applications"])
-    training_set = feature_store.training_set(store, entities, service)
+    manifest = run_manifest(MlflowClient().get_model_version(model_name, str(version)).run_id)
+    if manifest is None:
+        raise UserError(
+            f"{model_name} v{version}'s run has no training-set manifest",
+            "regenerate the card where the version was trained (the demo or the pipeline job)",
+        )
+    training_set = rebuild_training_set(manifest, settings.data_dir / "snapshots").frame
     expected = tags.get("lineage.training_set_sha256")
     if expected and frame_sha256(training_set) != expected:
         raise UserError(
-            f"the training set rebuilt from {settings.feature_repo_dir} does not match "
-            f"{model_name} v{version}'s lineage hash {expected[:12]}",
-            "regenerate the card where the version was trained (the demo or the pipeline job)",
+            f"the rebuilt training set does not match {model_name} v{version}'s lineage hash "
+            f"{expected[:12]}",
+            "the snapshot archive was changed; regenerate the card where the version was trained",
         )
+    customers = generate(settings.n_customers, settings.seed, settings.history_days).customers
     return write_model_card(
         model_name,
         str(version),
         training_set=training_set,
-        customers=ingested.tables["customers"],
+        customers=customers,
         features=feature_store.model_features(service),
         out_dir=out_dir or settings.build / "model_cards" / f"{model_name}-v{version}",
         settings=settings,
