@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -22,10 +21,7 @@ from ml.features import store as feature_store
 from ml.pipeline import (
     Ingested,
     TrainingOutcome,
-    build_feature_store,
-    ingest,
-    labelled_entities,
-    lineage_for,
+    fresh_training_set,
     register_winner,
     train_and_gate,
 )
@@ -64,23 +60,18 @@ def trained_platform(tmp_path_factory: pytest.TempPathFactory) -> TrainedPlatfor
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     dataset = generate(settings.n_customers, settings.seed, settings.history_days)
-    quarantine = settings.data_dir / "quarantine"
-    quarantine.mkdir(parents=True, exist_ok=True)
-    ingested = ingest(dataset, quarantine)
-    store = build_feature_store(settings.feature_repo_dir, ingested)
-    entities = labelled_entities(ingested.tables["applications"])
-    training_set = feature_store.training_set(store, entities, settings.feature_service)
-    lineage = lineage_for(settings, ingested, training_set)
-    outcome = train_and_gate(training_set, settings, load_pipeline_config(), lineage)
+    fresh = fresh_training_set(settings, dataset)  # the pipeline's own steps
+    store = feature_store.open_store(settings.feature_repo_dir)
+    outcome = train_and_gate(fresh.frame, settings, load_pipeline_config(), fresh.lineage)
     registered = register_winner(outcome, settings.model_name)
     feature_store.materialize(
         store, dataset.start - pd.Timedelta(days=365), dataset.end + pd.Timedelta(days=1)
     )
     return TrainedPlatform(
         settings=settings,
-        ingested=ingested,
+        ingested=fresh.ingested,
         store=store,
-        training_set=training_set,
+        training_set=fresh.frame,
         features=feature_store.model_features(settings.feature_service),
         outcome=outcome,
         model_name=settings.model_name,
