@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -201,12 +202,11 @@ def network_policy(
     spec["policyTypes"] = types
     return k8s.networking.v1.NetworkPolicy(
         name,
-        metadata={
-            "name": name,
-            "namespace": namespace,
-            "labels": {"app.kubernetes.io/part-of": "mlops"},
-        },
-        spec=spec,
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=name, namespace=namespace, labels={"app.kubernetes.io/part-of": "mlops"}
+        ),
+        # Built from data above; its shape is checked by kubernetes-validate in the tests.
+        spec=cast(Any, spec),
         opts=opts,
     )
 

@@ -98,7 +98,7 @@ def _run(stack: str, config: dict[str, str], root: Path) -> list[Resource]:
     set_mocks(mocks, project="mlops", stack=stack, preview=False, monitor=monitor)
     set_all_config(config)
     main = str(root / "infra" / "__main__.py")
-    _sync_await(run_pulumi_func(lambda: runpy.run_path(main, run_name="__main__")))
+    _sync_await(run_pulumi_func(lambda: _run_program(main)))
     return monitor.recorded()
 
 
@@ -264,3 +264,8 @@ def _call(token: str, region: str) -> dict:
     if token == "aws:index/getPartition:getPartition":
         return {"partition": "aws", "dnsSuffix": "amazonaws.com"}
     return {}
+
+
+def _run_program(main: str) -> None:
+    """Execute ``infra/__main__.py`` as Pulumi would (its module globals are not needed)."""
+    runpy.run_path(main, run_name="__main__")

@@ -11,8 +11,9 @@ _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>MLOps blueprint — demo run</title>
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; color: #222 }}
-table {{ border-collapse: collapse }} td, th {{ padding: .25rem .75rem; border-bottom: 1px solid #ddd;
-text-align: left }} code {{ background: #f4f4f4; padding: 0 .25rem }}
+table {{ border-collapse: collapse }}
+td, th {{ padding: .25rem .75rem; border-bottom: 1px solid #ddd; text-align: left }}
+code {{ background: #f4f4f4; padding: 0 .25rem }}
 </style></head><body>
 <h1>MLOps blueprint — demo run</h1>
 <p>Seed <code>{seed}</code>, dataset snapshot <code>{snapshot}</code>.</p>
@@ -25,7 +26,8 @@ text-align: left }} code {{ background: #f4f4f4; padding: 0 .25rem }}
 def write_index(path: Path, outputs: list[tuple[str, Path]], summary: dict[str, Any]) -> Path:
     """Write ``index.html`` at ``path`` linking ``outputs`` (relative links) and key figures."""
     links = "".join(
-        f'<li><a href="{html.escape(os.path.relpath(target, path.parent))}">{html.escape(label)}</a></li>'
+        f'<li><a href="{html.escape(os.path.relpath(target, path.parent))}">'
+        f"{html.escape(label)}</a></li>"
         for label, target in outputs
     )
     rows = "".join(

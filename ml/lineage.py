@@ -29,9 +29,13 @@ class Lineage:
     @classmethod
     def from_tags(cls, tags: dict[str, str]) -> Lineage:
         values = {key.removeprefix("lineage."): value for key, value in tags.items()}
-        fields = cls.__dataclass_fields__
         return cls(
-            **{name: int(values[name]) if name == "seed" else values[name] for name in fields}
+            snapshot_sha256=values["snapshot_sha256"],
+            training_set_sha256=values["training_set_sha256"],
+            feature_service=values["feature_service"],
+            git_commit=values["git_commit"],
+            lock_sha256=values["lock_sha256"],
+            seed=int(values["seed"]),
         )
 
 

@@ -382,8 +382,13 @@ def simulate(
         effect,
         alpha,
         fp / experiments,
-        tuple(map(float, proportion_confint(fp, experiments, method="wilson"))),
+        _interval(proportion_confint(fp, experiments, method="wilson")),
         hits / experiments,
-        tuple(map(float, proportion_confint(hits, experiments, method="wilson"))),
+        _interval(proportion_confint(hits, experiments, method="wilson")),
         expected,
     )
+
+
+def _interval(bounds) -> tuple[float, float]:
+    low, high = bounds
+    return float(low), float(high)

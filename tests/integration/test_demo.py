@@ -76,7 +76,11 @@ def test_index_links_every_output_and_they_exist(demo):
     index = build / "demo" / "index.html"
     html = index.read_text()
     for dotted in ("monitoring.report_html", "governance.model_card"):
-        target = build.parent / _get(summary, dotted) if not os.path.isabs(_get(summary, dotted)) else None
+        target = (
+            build.parent / _get(summary, dotted)
+            if not os.path.isabs(_get(summary, dotted))
+            else None
+        )
         path = target if target is not None else _get(summary, dotted)
         assert os.path.exists(path), path
     assert html.count("<a href=") >= 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import mlflow
@@ -58,10 +59,8 @@ def loop(registry_with_champion):
     settings, config, first = registry_with_champion
     client = mlflow.MlflowClient()
     client.set_registered_model_alias(settings.model_name, registry.CHAMPION, first)
-    try:
+    with contextlib.suppress(mlflow.exceptions.MlflowException):  # not set yet
         client.delete_registered_model_alias(settings.model_name, registry.PREVIOUS_CHAMPION)
-    except mlflow.exceptions.MlflowException:
-        pass  # not set yet
     return settings, config
 
 
