@@ -11,106 +11,15 @@ Nothing is registered in the global registry at import time: each process calls
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-# Latency buckets (seconds) around the serving SLO of 100 ms p99.
-LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5)
+from contract.metrics import EXPORTED, LATENCY_BUCKETS, MetricSpec, exported_series_names
 
-
-@dataclass(frozen=True)
-class MetricSpec:
-    name: str
-    kind: str  # counter | gauge | histogram
-    help: str
-    labels: tuple[str, ...] = ()
-
-
-EXPORTED: tuple[MetricSpec, ...] = (
-    # serving (scraped from every BentoML variant Deployment)
-    MetricSpec(
-        "mlops_predictions", "counter", "Predictions answered.", ("variant", "model_version")
-    ),
-    MetricSpec(
-        "mlops_prediction_latency_seconds",
-        "histogram",
-        "Latency of live predictions.",
-        ("variant",),
-    ),
-    MetricSpec(
-        "mlops_request_errors", "counter", "Requests answered with an error.", ("variant", "code")
-    ),
-    MetricSpec(
-        "mlops_shadow_predictions", "counter", "Shadow predictions made.", ("variant", "outcome")
-    ),
-    MetricSpec(
-        "mlops_model_info",
-        "gauge",
-        "1 for the model version a variant serves.",
-        ("variant", "model_name", "model_version"),
-    ),
-    MetricSpec(
-        "mlops_prediction_score", "histogram", "Predicted default probability.", ("variant",)
-    ),
-    # feature store
-    MetricSpec(
-        "mlops_feature_freshness_seconds",
-        "gauge",
-        "Age of the newest materialized row.",
-        ("feature_view",),
-    ),
-    MetricSpec(
-        "mlops_online_features_missing",
-        "counter",
-        "Online feature lookups that found no value.",
-        ("feature_view",),
-    ),
-    # drift and quality monitor (pushed)
-    MetricSpec("mlops_drift_share", "gauge", "Share of features whose drift test fired.", ()),
-    MetricSpec(
-        "mlops_feature_drift_pvalue", "gauge", "Drift test p-value per feature.", ("feature",)
-    ),
-    MetricSpec(
-        "mlops_drift_detected", "gauge", "1 if dataset drift was detected in the last window.", ()
-    ),
-    MetricSpec(
-        "mlops_prediction_drift_pvalue", "gauge", "Drift test p-value of the prediction score.", ()
-    ),
-    MetricSpec(
-        "mlops_model_quality", "gauge", "Model quality on labelled recent traffic.", ("metric",)
-    ),
-    MetricSpec(
-        "mlops_monitor_last_run_timestamp_seconds", "gauge", "When the monitor last finished.", ()
-    ),
-    # pipeline (pushed)
-    MetricSpec(
-        "mlops_pipeline_runs", "counter", "Pipeline runs by outcome.", ("pipeline", "status")
-    ),
-    MetricSpec(
-        "mlops_pipeline_last_success_timestamp_seconds",
-        "gauge",
-        "Last successful run.",
-        ("pipeline",),
-    ),
-    MetricSpec("mlops_model_promotions", "counter", "Promotion decisions.", ("decision",)),
-)
+__all__ = ["EXPORTED", "LATENCY_BUCKETS", "MetricSpec", "exported_series_names", "registry"]
 
 _KINDS = {"counter": Counter, "gauge": Gauge, "histogram": Histogram}
-
-
-def exported_series_names() -> set[str]:
-    """Every series name a scrape can show, including counter and histogram suffixes."""
-    names: set[str] = set()
-    for spec in EXPORTED:
-        if spec.kind == "counter":
-            names |= {f"{spec.name}_total", f"{spec.name}_created"}
-        elif spec.kind == "histogram":
-            names |= {f"{spec.name}_{s}" for s in ("bucket", "sum", "count", "created")}
-        else:
-            names.add(spec.name)
-    return names
 
 
 @cache

@@ -37,6 +37,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 COPY README.md ./
 COPY ml ./ml
 COPY components ./components
+COPY contract ./contract
 COPY infra ./infra
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable

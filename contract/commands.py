@@ -1,0 +1,28 @@
+"""The commands first-party containers run: one definition for the Jobs and for the demo.
+
+Each lifecycle step is one command whose inputs come from settings (environment), so a Job in
+the cluster and the embedded demo run the same code path. ``tests/contract`` parses every
+command of the rendered manifests with the real ``mlops``/``feast``/``mlflow`` CLI.
+"""
+
+from __future__ import annotations
+
+from contract.paths import FEAST_YAML_PATH, FEATURE_REPO_DIR
+
+MLOPS = ("mlops",)
+
+# Feast's own CLI on the image's repository and the mounted cluster configuration.
+FEAST = ("feast", "--chdir", FEATURE_REPO_DIR, "--feature-store-yaml", FEAST_YAML_PATH)
+FEAST_APPLY = (*FEAST, "apply")
+
+# Lifecycle steps (mlops <group> <command>), in the order of the loop.
+INGEST = ("mlops", "data", "ingest")
+MATERIALIZE = ("mlops", "features", "materialize")
+TRAIN = ("mlops", "pipeline", "train")
+DRIFT = ("mlops", "monitor", "drift")
+RETRAIN = ("mlops", "pipeline", "retrain")
+PUBLISH_SITE = ("mlops", "docs", "publish")
+
+# Long-running servers.
+SERVE = ("bentoml", "serve", "ml.serve.service:CreditRiskService", "--host", "0.0.0.0")
+MLFLOW_SERVER = ("mlflow", "server")
