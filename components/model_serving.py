@@ -10,7 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import kube, security
-from components.types import ENV_FEATURE_SERVER, ENV_MLFLOW_URI, Cluster, ScrapeTarget, SecretRef
+from components.types import ENV_MLFLOW_URI, Cluster, ScrapeTarget, SecretRef
 
 APP = "model-serving"
 PORT = 3000
@@ -127,7 +127,6 @@ class ModelServing(pulumi.ComponentResource):
                 {"name": "MLOPS_MODEL_ALIAS", "value": variant.name},
                 {"name": "MLOPS_TRAFFIC_POLICY", "value": POLICY_PATH},
                 {"name": ENV_MLFLOW_URI, "value": args.tracking_uri},
-                {"name": ENV_FEATURE_SERVER, "value": args.feature_server_url},
                 {"name": "BENTOML_HOME", "value": "/tmp/bentoml"},
                 {"name": "BENTOML_DO_NOT_TRACK", "value": "true"},
                 user.env("MLFLOW_TRACKING_USERNAME"),

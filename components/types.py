@@ -13,32 +13,31 @@ from dataclasses import dataclass, field
 
 import pulumi
 
+from contract import env, objectstore, paths
+
 # Workloads that get their own ServiceAccount (and, on AWS, their own IAM role). The platform
 # needs the names before the components exist, to scope IRSA trust policies to them.
 WORKLOADS = ("mlflow", "feast", "serving", "pipeline", "monitor", "governance")
 
 # Object-store buckets by role, and which workload may do what with which bucket. MLflow proxies
 # artifacts (--serve-artifacts), so only the tracking server touches the artifacts bucket.
-BUCKETS = ("artifacts", "features", "reports")
+BUCKETS = objectstore.BUCKETS
 BUCKET_ACCESS: Mapping[str, Mapping[str, str]] = {
     "mlflow": {"artifacts": "rw"},
+    "serving": {"reports": "rw"},  # ships prediction-log batches
     "feast": {"features": "r"},
     "pipeline": {"features": "rw"},
     "monitor": {"features": "r", "reports": "rw"},
     "governance": {"reports": "rw"},
 }
 
-# Environment variables the data plane (ml.settings, prefix MLOPS_) reads inside pods.
-ENV_MLFLOW_URI = "MLOPS_MLFLOW_TRACKING_URI"
-ENV_FEAST_YAML = "FEAST_FS_YAML_FILE_PATH"  # read by the Feast CLI and by FeatureStore()
-ENV_FEATURE_SERVER = "MLOPS_FEATURE_SERVER_URL"
-ENV_PUSHGATEWAY = "MLOPS_PUSHGATEWAY_URL"
-ENV_DATABASE_URL = "MLOPS_DATABASE_URL"
-ENV_REDIS_URL = "MLOPS_REDIS_URL"
-
-# Paths inside the ML workload image (the image contract; see components/images.py).
-FEATURE_REPO_DIR = "/app/feature_repo"
-FEAST_YAML_PATH = "/etc/feast/feature_store.yaml"
+# Names shared with the data plane live in contract/ (env vars, paths); these aliases keep the
+# components' imports short.
+ENV_MLFLOW_URI = env.MLFLOW_TRACKING_URI
+ENV_FEAST_YAML = env.FEAST_YAML
+ENV_PUSHGATEWAY = env.PUSHGATEWAY_URL
+FEATURE_REPO_DIR = paths.FEATURE_REPO_DIR
+FEAST_YAML_PATH = paths.FEAST_YAML_PATH
 
 
 def service_account_name(workload: str) -> str:
@@ -73,19 +72,19 @@ class ObjectStore:
 
     def env(self, workload: str) -> list[dict]:
         """The container env a workload needs to reach its buckets."""
-        env: list[dict] = [
+        variables: list[dict] = [
             {"name": "AWS_REGION", "value": self.region},
             {"name": "AWS_DEFAULT_REGION", "value": self.region},
         ]
         if self.endpoint_url is not None:
-            env.append({"name": "AWS_ENDPOINT_URL_S3", "value": self.endpoint_url})
-            env.append({"name": "FSSPEC_S3_ENDPOINT_URL", "value": self.endpoint_url})
+            variables.append({"name": "AWS_ENDPOINT_URL_S3", "value": self.endpoint_url})
+            variables.append({"name": "FSSPEC_S3_ENDPOINT_URL", "value": self.endpoint_url})
         if workload in self.credentials:
             access, secret = self.credentials[workload]
-            env += [access.env("AWS_ACCESS_KEY_ID"), secret.env("AWS_SECRET_ACCESS_KEY")]
+            variables += [access.env("AWS_ACCESS_KEY_ID"), secret.env("AWS_SECRET_ACCESS_KEY")]
         for role in BUCKET_ACCESS.get(workload, {}):
-            env.append({"name": f"MLOPS_{role.upper()}_BUCKET", "value": self.buckets[role]})
-        return env
+            variables.append({"name": env.bucket(role), "value": self.buckets[role]})
+        return variables
 
 
 @dataclass(frozen=True)
@@ -131,35 +130,45 @@ class Services:
 
     tracking_uri: pulumi.Input[str]
     mlflow_credentials: tuple[SecretRef, SecretRef]
-    feature_server_url: pulumi.Input[str]
     feast_config_secret: pulumi.Input[str]
     pushgateway_url: pulumi.Input[str]
 
     def env(self) -> list[dict]:
         user, password = self.mlflow_credentials
         return [
-            {"name": ENV_MLFLOW_URI, "value": self.tracking_uri},
-            user.env("MLFLOW_TRACKING_USERNAME"),
-            password.env("MLFLOW_TRACKING_PASSWORD"),
-            {"name": ENV_FEATURE_SERVER, "value": self.feature_server_url},
-            {"name": ENV_FEAST_YAML, "value": FEAST_YAML_PATH},
-            {"name": ENV_PUSHGATEWAY, "value": self.pushgateway_url},
+            {"name": env.MLFLOW_TRACKING_URI, "value": self.tracking_uri},
+            user.env(env.MLFLOW_USERNAME),
+            password.env(env.MLFLOW_PASSWORD),
+            *feast_env(),
+            {"name": env.PUSHGATEWAY_URL, "value": self.pushgateway_url},
         ]
 
     def volumes(self) -> list[dict]:
-        secret = {"secretName": self.feast_config_secret, "defaultMode": 0o440}
-        return [{"name": "feast-config", "secret": secret}]
+        return [feast_config_volume(self.feast_config_secret)]
 
     @staticmethod
     def mounts() -> list[dict]:
-        return [
-            {
-                "name": "feast-config",
-                "mountPath": FEAST_YAML_PATH,
-                "subPath": "feature_store.yaml",
-                "readOnly": True,
-            }
-        ]
+        return [FEAST_CONFIG_MOUNT]
+
+
+def feast_env() -> list[dict]:
+    """Where Feast finds the repository (in the image) and the cluster's feature_store.yaml."""
+    return [
+        {"name": env.FEAST_YAML, "value": paths.FEAST_YAML_PATH},
+        {"name": env.FEATURE_REPO, "value": paths.FEATURE_REPO_DIR},
+    ]
+
+
+def feast_config_volume(secret_name: pulumi.Input[str]) -> dict:
+    return {"name": "feast-config", "secret": {"secretName": secret_name, "defaultMode": 0o440}}
+
+
+# A directory mount (no subPath): Kubernetes updates Secret/ConfigMap volumes in place only then.
+FEAST_CONFIG_MOUNT = {
+    "name": "feast-config",
+    "mountPath": paths.FEAST_CONFIG_DIR,
+    "readOnly": True,
+}
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,6 @@ def compose(cfg: StackConfig, platform: Platform) -> dict[str, pulumi.Input[obje
     services = Services(
         tracking_uri=tracking.tracking_uri,
         mlflow_credentials=tracking.credentials,
-        feature_server_url=features.server_url,
         feast_config_secret=features.config_secret,
         pushgateway_url=pushgateway_url(cluster.monitoring_namespace),
     )

@@ -48,6 +48,8 @@ ENV PATH=/app/.venv/bin:$PATH \
     BENTOML_DO_NOT_TRACK=true \
     FEAST_USAGE=False
 COPY --from=builder /app/.venv /app/.venv
+# The Feast repository (contract.paths.FEATURE_REPO_DIR): serving reads the online store with it.
+COPY infra/images/feature_repo/ /app/feature_repo/
 WORKDIR /app
 USER 10001:10001
 EXPOSE 3000
