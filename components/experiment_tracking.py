@@ -157,8 +157,15 @@ class ExperimentTracking(pulumi.ComponentResource):
         )
 
 
+# Prometheus scrapes each pod at its IP, so the Host header is ``<pod IP>:5000``; pod IPs are
+# private addresses on every platform we target (kind 10.244/16, EKS VPC CIDRs). MLflow's own
+# default allow-list admits the same private ranges; names that resolve publicly stay refused, which
+# is what the check is for (DNS rebinding).
+PRIVATE_IP_HOSTS = ("10.*", "192.168.*", *(f"172.{i}.*" for i in range(16, 32)))
+
+
 def _allowed_hosts(service: str, namespace: str, ingress_host: str | None) -> list[str]:
-    """Host headers MLflow accepts: the Service's DNS names (with and without port)."""
+    """Host headers MLflow accepts: the Service's DNS names (with and without port), pod IPs."""
     names = [
         service,
         f"{service}.{namespace}",
@@ -166,5 +173,5 @@ def _allowed_hosts(service: str, namespace: str, ingress_host: str | None) -> li
         f"{service}.{namespace}.svc.cluster.local",
         "localhost",
     ]
-    hosts = [h for n in names for h in (n, f"{n}:{PORT}")]
+    hosts = [h for n in names for h in (n, f"{n}:{PORT}")] + list(PRIVATE_IP_HOSTS)
     return [*hosts, ingress_host] if ingress_host else hosts
