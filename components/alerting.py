@@ -6,40 +6,56 @@ to ``promtool check rules`` / ``promtool test rules``. Every alert carries a ``s
 ``runbook_url`` annotations. Annotations template only ``$labels`` (never ``$value``) so that
 promtool tests can state them exactly.
 
-This module is control plane and must not import ``ml/``: the metric names below are copies of
-``ml.metrics.EXPORTED``, and ``tests/infra/test_alerting.py`` fails if they drift apart.
+This module is control plane and must not import ``ml/``: the metric names below come from
+:mod:`contract.metrics`, which the workloads register their metrics from; a name the contract
+does not export fails at import.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from contract.metrics import exported_series_names
+
+
+def _series(name: str, suffix: str = "") -> str:
+    """The series ``name + suffix`` of a metric declared in :data:`contract.metrics.EXPORTED`.
+
+    Raises at import if the contract does not declare ``name`` with a kind that yields
+    ``suffix``, so a renamed or dropped metric breaks the rules' import, not a dashboard later.
+    """
+    series = name + suffix
+    if series not in exported_series_names():
+        raise KeyError(f"{series} is not exported by any workload (contract.metrics)")
+    return series
+
 
 class M:
-    """Series names this module and :mod:`components.dashboards` query (see ``ml.metrics``)."""
+    """Series this module and :mod:`components.dashboards` query (see ``contract.metrics``)."""
 
-    PREDICTIONS = "mlops_predictions_total"
-    LATENCY_BUCKET = "mlops_prediction_latency_seconds_bucket"
-    LATENCY_COUNT = "mlops_prediction_latency_seconds_count"
-    LATENCY_SUM = "mlops_prediction_latency_seconds_sum"
-    ERRORS = "mlops_request_errors_total"
-    SHADOW = "mlops_shadow_predictions_total"
-    MODEL_INFO = "mlops_model_info"
-    SCORE_BUCKET = "mlops_prediction_score_bucket"
-    SCORE_SUM = "mlops_prediction_score_sum"
-    SCORE_COUNT = "mlops_prediction_score_count"
-    FEATURE_FRESHNESS = "mlops_feature_freshness_seconds"
-    FEATURES_MISSING = "mlops_online_features_missing_total"
-    DRIFT_SHARE = "mlops_drift_share"
-    FEATURE_DRIFT_PVALUE = "mlops_feature_drift_pvalue"
-    DRIFT_DETECTED = "mlops_drift_detected"
-    PREDICTION_DRIFT_PVALUE = "mlops_prediction_drift_pvalue"
-    MODEL_QUALITY = "mlops_model_quality"
-    MONITOR_LAST_RUN = "mlops_monitor_last_run_timestamp_seconds"
-    PIPELINE_RUNS = "mlops_pipeline_runs_total"
-    PIPELINE_LAST_SUCCESS = "mlops_pipeline_last_success_timestamp_seconds"
-    PROMOTIONS = "mlops_model_promotions_total"
-    # kube-state-metrics (third party, shipped by kube-prometheus-stack)
+    PREDICTIONS = _series("mlops_predictions", "_total")
+    LATENCY_BUCKET = _series("mlops_prediction_latency_seconds", "_bucket")
+    LATENCY_COUNT = _series("mlops_prediction_latency_seconds", "_count")
+    LATENCY_SUM = _series("mlops_prediction_latency_seconds", "_sum")
+    ERRORS = _series("mlops_request_errors", "_total")
+    SHADOW = _series("mlops_shadow_predictions", "_total")
+    MODEL_INFO = _series("mlops_model_info")
+    SCORE_BUCKET = _series("mlops_prediction_score", "_bucket")
+    SCORE_SUM = _series("mlops_prediction_score", "_sum")
+    SCORE_COUNT = _series("mlops_prediction_score", "_count")
+    # pushed by `mlops features materialize` per feature view
+    MATERIALIZED_UNTIL = _series("mlops_feature_materialized_until_timestamp_seconds")
+    FEATURES_MISSING = _series("mlops_online_features_missing", "_total")
+    DRIFT_SHARE = _series("mlops_drift_share")
+    FEATURE_DRIFT_PVALUE = _series("mlops_feature_drift_pvalue")
+    DRIFT_DETECTED = _series("mlops_drift_detected")
+    PREDICTION_DRIFT_PVALUE = _series("mlops_prediction_drift_pvalue")
+    MODEL_QUALITY = _series("mlops_model_quality")
+    MONITOR_LAST_RUN = _series("mlops_monitor_last_run_timestamp_seconds")
+    PIPELINE_RUNS = _series("mlops_pipeline_runs", "_total")
+    PIPELINE_LAST_SUCCESS = _series("mlops_pipeline_last_success_timestamp_seconds")
+    PROMOTIONS = _series("mlops_model_promotions", "_total")
+    # kube-state-metrics (third party, shipped by kube-prometheus-stack; emulated in the e2e)
     KUBE_JOB_FAILED = "kube_job_status_failed"
 
 
@@ -163,12 +179,12 @@ _ALERTS: dict[str, tuple[Alert, ...]] = {
             f"max({M.DRIFT_DETECTED}) == 1",
             "warning",
             "Dataset drift detected in live traffic",
-            "The drift monitor's last window found dataset drift; retraining is triggered"
-            " automatically. Check that it ran and what the validation gate decided.",
+            "The drift monitor's last window found dataset drift and wrote a retraining request;"
+            " the retrain CronJob picks it up. Check that it ran and what the gate decided.",
             "0m",
             (
                 "Open the Model quality and drift dashboard: which features drifted?",
-                "Check the retraining Job started by the monitor and its gate decision in MLflow.",
+                "Check that the next pipeline-retrain Job consumed the trigger, and its gate.",
             ),
         ),
         Alert(
@@ -199,14 +215,14 @@ _ALERTS: dict[str, tuple[Alert, ...]] = {
     "mlops-features": (
         Alert(
             "MlopsFeaturesStale",
-            f"{M.FEATURE_FRESHNESS} > {FEATURE_MAX_AGE_SECONDS}",
+            f"time() - max by (feature_view) ({M.MATERIALIZED_UNTIL}) > {FEATURE_MAX_AGE_SECONDS}",
             "warning",
             "Online features of {{ $labels.feature_view }} are stale",
-            "The newest materialized row of feature view {{ $labels.feature_view }} is more than"
-            " 2 hours old: predictions use outdated features.",
+            "Feature view {{ $labels.feature_view }} was last materialized up to more than"
+            " 2 hours ago: predictions use outdated features.",
             "10m",
             (
-                "Check the materialization CronJob's last Jobs and logs.",
+                "Check the feast-materialize CronJob's last Jobs and logs.",
                 "Check the offline store has fresh data and the online store is reachable.",
             ),
         ),

@@ -105,10 +105,14 @@ def _service_health() -> list[Panel]:
         ),
         Panel(
             "Feature freshness",
-            (Query(M.FEATURE_FRESHNESS, "{{feature_view}}"),),
+            (
+                Query(
+                    f"time() - max by (feature_view) ({M.MATERIALIZED_UNTIL})", "{{feature_view}}"
+                ),
+            ),
             "s",
             width=8,
-            description="Age of the newest materialized row per feature view (alert: > 2 h).",
+            description="Time since the end of the last materialization window (alert: > 2 h).",
         ),
     ]
 

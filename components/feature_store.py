@@ -1,4 +1,11 @@
-"""Feast: the online feature server, the registry bootstrap and incremental materialization."""
+"""Feast: the online feature server, the registry bootstrap, ingestion and materialization.
+
+The offline store is Parquet in the object store: ``feast-ingest`` (``mlops data ingest``)
+validates the upstream batches in ``landing/`` into ``offline/<table>/``, which the feature
+views' file sources read (``ml.features.definitions`` switches to them when the features
+bucket is set); ``feast-materialize`` (``mlops features materialize``) loads new values into
+Redis and pushes how far each view is loaded.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +16,15 @@ import yaml
 
 from components import kube, security
 from components.types import (
-    ENV_FEAST_YAML,
-    FEAST_YAML_PATH,
-    FEATURE_REPO_DIR,
+    FEAST_CONFIG_MOUNT,
     Backends,
     Cluster,
     ScrapeTarget,
+    feast_config_volume,
+    feast_env,
 )
+from contract import commands, paths
+from contract import env as names
 
 APP = "feast"
 PORT = 6566
@@ -29,7 +38,10 @@ class FeatureStoreArgs:
     backends: Backends
     image: pulumi.Input[str]
     """The ML workload image; it holds the Feast repository at ``FEATURE_REPO_DIR``."""
+    pushgateway_url: pulumi.Input[str] | None = None
+    """Where materialization pushes mlops_feature_materialized_until_timestamp_seconds."""
     materialize_schedule: str = "*/30 * * * *"
+    ingest_schedule: str = "*/10 * * * *"
     replicas: int = 1
     resources: security.Resources = field(default_factory=security.Resources)
 
@@ -59,7 +71,7 @@ def feature_store_yaml(database_url: str, redis: str) -> str:
 
 
 class FeatureStore(pulumi.ComponentResource):
-    """Feast feature server (Deployment + Service), ``feast apply`` Job, materialize CronJob."""
+    """Feast server (Deployment + Service), ``feast apply`` Job, ingest + materialize CronJobs."""
 
     server_url: pulumi.Output[str]
     scrape_target: ScrapeTarget
@@ -80,33 +92,21 @@ class FeatureStore(pulumi.ComponentResource):
         config = kube.secret(
             f"{name}-config", cluster, APP, {"feature_store.yaml": config_text}, child
         )
-        volumes = [security.secret_volume("feast-config", config.metadata["name"])]
-        mounts = [
-            {
-                "name": "feast-config",
-                "mountPath": FEAST_YAML_PATH,
-                "subPath": "feature_store.yaml",
-                "readOnly": True,
-            }
-        ]
-        env = [{"name": ENV_FEAST_YAML, "value": FEAST_YAML_PATH}, *backends.object_store.env(APP)]
+        volumes = [feast_config_volume(config.metadata["name"])]
+        mounts = [FEAST_CONFIG_MOUNT]  # a directory: Secret updates reach running pods
+        store = backends.object_store.env(APP)  # endpoint, keys, the features bucket
+        yaml_env = {"name": names.FEAST_YAML, "value": paths.FEAST_YAML_PATH}
 
         def pod(container: dict) -> dict:
             return security.pod_spec(
                 [container], service_account=account.metadata["name"], volumes=volumes
             )
 
-        def feast(role: str, cli_args: list[str], **kw: object) -> dict:
+        def feast(role: str, cli_args: list[str], env: list[dict], **kw: object) -> dict:
             return security.container(
                 role,
                 args.image,
-                command=[
-                    "feast",
-                    "--chdir",
-                    FEATURE_REPO_DIR,
-                    "--feature-store-yaml",
-                    FEAST_YAML_PATH,
-                ],
+                command=list(commands.FEAST),
                 args=cli_args,
                 env=env,
                 mounts=mounts,
@@ -116,6 +116,7 @@ class FeatureStore(pulumi.ComponentResource):
         serve = feast(
             "feature-server",
             ["serve", "--host=0.0.0.0", f"--port={PORT}", "--metrics", "--no-access-log"],
+            [yaml_env],  # the server reads the registry and Redis, never the offline store
             ports=[
                 {"name": "http", "containerPort": PORT},
                 {"name": "metrics", "containerPort": METRICS_PORT},
@@ -129,16 +130,31 @@ class FeatureStore(pulumi.ComponentResource):
         )
         self.scrape_target = ScrapeTarget(APP, "metrics")
 
-        # `feast apply` registers the definitions in the SQL registry; re-run on every change
-        # of the image (the Job name is stable, so Pulumi replaces it when the spec changes).
-        apply = feast("apply", ["apply"], resources=security.BATCH)
+        # `feast apply` registers the definitions in the SQL registry (with the sources over the
+        # object store's offline folders); re-run on every change of the image (the Job name is
+        # stable, so Pulumi replaces it when the spec changes).
+        apply = security.container(
+            "apply",
+            args.image,
+            command=list(commands.FEAST_APPLY[:-1]),
+            args=list(commands.FEAST_APPLY[-1:]),
+            env=[yaml_env, *store],  # the repo module points the sources at the bucket
+            mounts=mounts,
+            resources=security.BATCH,
+        )
         kube.job(f"{name}-apply", cluster, APP, "apply", pod(apply), child)
+        self._batch(name, "ingest", commands.INGEST, store, args.ingest_schedule, pod, args)
+        pushgateway = (
+            [{"name": names.PUSHGATEWAY_URL, "value": args.pushgateway_url}]
+            if args.pushgateway_url is not None
+            else []
+        )
+        materialize_env = [*feast_env(), *store, *pushgateway]
         materialize = security.container(
             "materialize",
             args.image,
-            command=["mlops"],
-            args=["features", "materialize"],
-            env=env,
+            command=list(commands.MATERIALIZE),
+            env=materialize_env,
             mounts=mounts,
             resources=security.BATCH,
         )
@@ -170,3 +186,18 @@ class FeatureStore(pulumi.ComponentResource):
         )
         self.config_secret = config.metadata["name"]
         self.register_outputs({"server_url": self.server_url, "config_secret": self.config_secret})
+
+    def _batch(self, name, role, command, env, schedule, pod, args) -> None:
+        """A CronJob running ``command`` with only the object store's variables."""
+        container = security.container(
+            role, args.image, command=list(command), env=env, resources=security.BATCH
+        )
+        kube.cron_job(
+            f"{name}-{role}",
+            args.cluster,
+            APP,
+            role,
+            schedule,
+            pod(container),
+            pulumi.ResourceOptions(parent=self),
+        )

@@ -8,6 +8,8 @@ import pulumi
 
 from components import kube, security
 from components.types import Backends, Cluster, Services
+from contract.commands import PUBLISH_SITE
+from contract.objectstore import SITE_PREFIX
 
 APP = "governance"
 
@@ -21,10 +23,11 @@ class GovernanceArgs:
 
 
 class Governance(pulumi.ComponentResource):
-    """A Job running ``mlops docs build`` that uploads the site to the reports bucket.
+    """A Job running ``mlops docs publish``: builds the site and uploads it to the reports bucket.
 
-    The Job re-runs whenever its spec changes (e.g. a new image digest); its output lands under
-    ``s3://<reports bucket>/site/``.
+    The command reads everything from its environment (registry URI and credentials, reports
+    bucket), builds under /tmp (read-only root) and uploads under ``s3://<reports>/site/``. The
+    Job re-runs whenever its spec changes (e.g. a new image digest).
     """
 
     def __init__(
@@ -35,13 +38,14 @@ class Governance(pulumi.ComponentResource):
         cluster, services = args.cluster, args.services
         account = kube.service_account(f"{name}-sa", cluster, APP, child)
         site = pulumi.Output.concat(
-            "s3://", args.backends.object_store.buckets["reports"], "/site/"
+            "s3://", args.backends.object_store.buckets["reports"], "/", SITE_PREFIX
         )
+        command, *command_args = PUBLISH_SITE
         container = security.container(
             "docs",
             args.image,
-            command=["mlops"],
-            args=["docs", "build", "--upload", site],
+            command=[command],
+            args=command_args,
             env=[*services.env(), *args.backends.object_store.env(APP)],
             mounts=services.mounts(),
             resources=security.BATCH,

@@ -13,13 +13,13 @@ import pulumi_random as random
 
 from components import kube, security
 from components.types import Backends, Cluster, ScrapeTarget, Services
+from contract.commands import DRIFT
 
 APP = "monitoring"
 PROMETHEUS_CHARTS = "https://prometheus-community.github.io/helm-charts"
 KPS_CHART_VERSION = "77.10.0"
 PUSHGATEWAY_CHART_VERSION = "2.15.0"
 PUSHGATEWAY_PORT = 9091
-TEMPLATE_PATH = "/etc/mlops/retrain"
 
 
 def pushgateway_url(namespace: str = "monitoring") -> str:
@@ -34,9 +34,6 @@ class MonitoringArgs:
     services: Services
     image: pulumi.Input[str]
     scrape_targets: Sequence[ScrapeTarget]
-    retrain_job_template: pulumi.Input[str]
-    """ConfigMap holding the retrain Job the drift monitor creates when drift is detected."""
-    serving_url: pulumi.Input[str]
     drift_schedule: str = "0 * * * *"
     retention_days: int = 7
 
@@ -142,45 +139,25 @@ class Monitoring(pulumi.ComponentResource):
 
     @staticmethod
     def _drift_monitor(name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions) -> None:
+        """The drift CronJob: windows and verdicts live in the reports bucket.
+
+        It never calls the Kubernetes API: on drift it writes a retraining request to the
+        bucket, which the retrain CronJob consumes. So no API token, Role or Job template.
+        """
         cluster, services = args.cluster, args.services
         account = kube.service_account(f"{name}-sa", cluster, "monitor", opts)
+        command, *command_args = DRIFT
         container = security.container(
             "drift",
             args.image,
-            command=["mlops"],
-            args=["monitor", "drift"],
-            env=[
-                *services.env(),
-                *args.backends.object_store.env("monitor"),
-                {"name": "MLOPS_SERVING_URL", "value": args.serving_url},
-                {"name": "MLOPS_RETRAIN_JOB_TEMPLATE", "value": f"{TEMPLATE_PATH}/job.json"},
-                {"name": "MLOPS_NAMESPACE", "value": cluster.namespace},
-                # The windows it compares: the training reference and the latest scored window,
-                # both written to the reports bucket by the pipeline and the serving log export.
-                *(
-                    {
-                        "name": f"MLOPS_DRIFT_{window.upper()}",
-                        "value": pulumi.Output.concat(
-                            "s3://",
-                            args.backends.object_store.buckets["reports"],
-                            f"/monitoring/{window}.parquet",
-                        ),
-                    }
-                    for window in ("reference", "current")
-                ),
-            ],
-            mounts=[
-                *services.mounts(),
-                {"name": "retrain", "mountPath": TEMPLATE_PATH, "readOnly": True},
-            ],
+            command=[command],
+            args=command_args,
+            env=[*services.env(), *args.backends.object_store.env("monitor")],
+            mounts=services.mounts(),
             resources=security.BATCH,
         )
-        template = {"name": "retrain", "configMap": {"name": args.retrain_job_template}}
         pod = security.pod_spec(
-            [container],
-            service_account=account.metadata["name"],
-            needs_api_token=True,  # creates the retrain Job through the Kubernetes API
-            volumes=[*services.volumes(), template],
+            [container], service_account=account.metadata["name"], volumes=services.volumes()
         )
         kube.cron_job(f"{name}-drift", cluster, APP, "drift", args.drift_schedule, pod, opts)
 

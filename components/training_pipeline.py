@@ -1,17 +1,26 @@
-"""Scheduled retraining, and the Job template the drift monitor instantiates on drift."""
+"""Training in the cluster: the bootstrap training Job and the frequent retraining CronJob.
+
+Both run on the cluster's own feature data (the offline store in the object store, through
+Feast) and only ever register a candidate and request its review; a person approves and
+promotes it with ``mlops governance``. Retraining is triggered through the object store: the
+drift monitor writes ``triggers/retrain.json`` to the reports bucket and the CronJob, which runs
+every few minutes, does nothing unless a trigger is pending (or the champion is too old). So no
+first-party pod needs the Kubernetes API: no Job template, no Role, no token.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components import kube, security
 from components.types import Backends, Cluster, Services
+from contract import commands
 
 APP = "training-pipeline"
-TEMPLATE_KEY = "job.json"
+WORKLOAD = "pipeline"  # its ServiceAccount and object-store access (components.types)
+RESOURCES = security.Resources("500m", "1Gi", "2", "4Gi")
 
 
 @dataclass(frozen=True)
@@ -20,19 +29,15 @@ class TrainingPipelineArgs:
     backends: Backends
     services: Services
     image: pulumi.Input[str]
-    trigger_service_account: str
-    """The ServiceAccount (the drift monitor's) allowed to create retrain Jobs, and only that."""
-    schedule: str = "0 3 * * 0"
+    schedule: str = "*/15 * * * *"
+    """How often retraining checks for a pending trigger (cheap when there is none)."""
 
 
 class TrainingPipeline(pulumi.ComponentResource):
-    """Retrain CronJob (``mlops pipeline retrain``), Job template ConfigMap, trigger RBAC.
+    """``pipeline-train`` Job (``mlops pipeline train``), ``pipeline-retrain`` CronJob."""
 
-    The template is a complete ``batch/v1`` Job (``generateName: <name>-retrain-``) so the
-    monitor creates it verbatim; it holds Secret references only, never secret values.
-    """
-
-    job_template_config_map: pulumi.Output[str]
+    train_job: pulumi.Output[str]
+    retrain_cron_job: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: TrainingPipelineArgs, opts: pulumi.ResourceOptions | None = None
@@ -40,63 +45,35 @@ class TrainingPipeline(pulumi.ComponentResource):
         super().__init__("mlops:index:TrainingPipeline", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         cluster, services = args.cluster, args.services
-        account = kube.service_account(f"{name}-sa", cluster, "pipeline", child)
+        account = kube.service_account(f"{name}-sa", cluster, WORKLOAD, child)
 
-        container = security.container(
+        def pod(role: str, command: tuple[str, ...]) -> dict:
+            container = security.container(
+                role,
+                args.image,
+                command=list(command),
+                env=[*services.env(), *args.backends.object_store.env(WORKLOAD)],
+                mounts=services.mounts(),
+                resources=RESOURCES,
+            )
+            return security.pod_spec(
+                [container], service_account=account.metadata["name"], volumes=services.volumes()
+            )
+
+        train = kube.job(
+            f"{name}-train", cluster, APP, "train", pod("train", commands.TRAIN), child
+        )
+        retrain = kube.cron_job(
+            f"{name}-retrain",
+            cluster,
+            APP,
             "retrain",
-            args.image,
-            command=["mlops"],
-            args=["pipeline", "retrain"],
-            env=[*services.env(), *args.backends.object_store.env("pipeline")],
-            mounts=services.mounts(),
-            resources=security.Resources("500m", "1Gi", "2", "4Gi"),
+            args.schedule,
+            pod("retrain", commands.RETRAIN),
+            child,
         )
-        pod = security.pod_spec(
-            [container], service_account=account.metadata["name"], volumes=services.volumes()
-        )
-        kube.cron_job(f"{name}-retrain", cluster, APP, "retrain", args.schedule, pod, child)
-
-        job = {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": {
-                "generateName": f"{name}-retrain-",
-                "namespace": cluster.namespace,
-                "labels": {**security.labels(APP, "retrain"), "mlops.io/trigger": "drift"},
-            },
-            "spec": kube.job_spec(pod, APP, "retrain"),
-        }
-        template = k8s.core.v1.ConfigMap(
-            f"{name}-job-template",
-            metadata=kube.meta(f"{name}-job-template", cluster, APP, "job-template"),
-            data={TEMPLATE_KEY: pulumi.Output.json_dumps(job)},
-            opts=child,
-        )
-        self._trigger_rbac(name, cluster, args.trigger_service_account, child)
-
-        self.job_template_config_map = template.metadata["name"]
-        self.register_outputs({"job_template_config_map": self.job_template_config_map})
-
-    @staticmethod
-    def _trigger_rbac(
-        name: str, cluster: Cluster, subject: str, opts: pulumi.ResourceOptions
-    ) -> None:
-        role = k8s.rbac.v1.Role(
-            f"{name}-trigger-role",
-            metadata=kube.meta(f"{name}-trigger", cluster, APP, "rbac"),
-            rules=[
-                {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list"]}
-            ],
-            opts=opts,
-        )
-        k8s.rbac.v1.RoleBinding(
-            f"{name}-trigger-binding",
-            metadata=kube.meta(f"{name}-trigger", cluster, APP, "rbac"),
-            role_ref={
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "Role",
-                "name": role.metadata["name"],
-            },
-            subjects=[{"kind": "ServiceAccount", "name": subject, "namespace": cluster.namespace}],
-            opts=opts,
+        self.train_job = train.metadata["name"]
+        self.retrain_cron_job = retrain.metadata["name"]
+        self.register_outputs(
+            {"train_job": self.train_job, "retrain_cron_job": self.retrain_cron_job}
         )

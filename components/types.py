@@ -25,8 +25,8 @@ BUCKETS = objectstore.BUCKETS
 BUCKET_ACCESS: Mapping[str, Mapping[str, str]] = {
     "mlflow": {"artifacts": "rw"},
     "serving": {"reports": "rw"},  # ships prediction-log batches
-    "feast": {"features": "r"},
-    "pipeline": {"features": "rw"},
+    "feast": {"features": "rw"},  # ingest writes the offline store
+    "pipeline": {"features": "r", "reports": "rw"},  # reference window, consumes triggers
     "monitor": {"features": "r", "reports": "rw"},
     "governance": {"reports": "rw"},
 }
@@ -78,7 +78,6 @@ class ObjectStore:
         ]
         if self.endpoint_url is not None:
             variables.append({"name": "AWS_ENDPOINT_URL_S3", "value": self.endpoint_url})
-            variables.append({"name": "FSSPEC_S3_ENDPOINT_URL", "value": self.endpoint_url})
         if workload in self.credentials:
             access, secret = self.credentials[workload]
             variables += [access.env("AWS_ACCESS_KEY_ID"), secret.env("AWS_SECRET_ACCESS_KEY")]

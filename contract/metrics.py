@@ -49,9 +49,9 @@ EXPORTED: tuple[MetricSpec, ...] = (
     ),
     # feature store
     MetricSpec(
-        "mlops_feature_freshness_seconds",
+        "mlops_feature_materialized_until_timestamp_seconds",
         "gauge",
-        "Age of the newest materialized row.",
+        "End of the last materialization window loaded into the online store (pushed).",
         ("feature_view",),
     ),
     MetricSpec(

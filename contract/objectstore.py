@@ -2,11 +2,13 @@
 
 Buckets by role (names come from the platform, through ``MLOPS_<ROLE>_BUCKET``):
 
-* ``features``: ``landing/`` raw batches from the upstream systems, ``offline/<table>/`` the
-  validated Parquet the Feast file offline store reads, ``quarantine/`` rejected rows.
+* ``features``: ``landing/`` raw batches from the upstream systems, ``processed/`` the same
+  once ingested, ``accepted/<batch>/`` and ``quarantine/<batch>/`` their validated and rejected
+  rows, ``offline/<table>/`` the validated Parquet the Feast file offline store reads.
 * ``reports``: ``predictions/`` prediction-log batches shipped by serving pods,
   ``monitoring/`` the training reference window and the drift monitor's verdicts,
-  ``triggers/`` retraining requests, ``site/`` the published report site.
+  ``triggers/`` retraining requests, ``site/`` the published report site, ``audit/`` the
+  governance audit log.
 * ``artifacts``: MLflow's artifact store (only the tracking server touches it).
 """
 
@@ -19,11 +21,26 @@ LANDING_PREFIX = "landing/"
 PROCESSED_PREFIX = "processed/"
 OFFLINE_PREFIX = "offline/"
 QUARANTINE_PREFIX = "quarantine/"
+ACCEPTED_PREFIX = "accepted/"
 
 
 def offline_table_prefix(table: str) -> str:
     """Folder of one offline-store table (a Feast FileSource reads every Parquet file in it)."""
     return f"{OFFLINE_PREFIX}{table}/"
+
+
+def offline_table_key(table: str) -> str:
+    """The one Parquet file of an offline table: every accepted batch, compacted by ingestion.
+
+    One file, not one per batch: Feast 0.67's file offline store deduplicates a multi-file
+    (multi-partition) source with a shuffle that loses the time order and joins stale values.
+    """
+    return f"{offline_table_prefix(table)}{table}.parquet"
+
+
+def accepted_batch_key(batch_id: str, table: str) -> str:
+    """The accepted rows of one batch, kept so the offline table can be rebuilt idempotently."""
+    return f"{ACCEPTED_PREFIX}{batch_id}/{table}.parquet"
 
 
 # reports bucket
@@ -33,6 +50,9 @@ DRIFT_PREFIX = "monitoring/drift/"
 DRIFT_LATEST_KEY = "monitoring/drift/latest.json"
 RETRAIN_TRIGGER_KEY = "triggers/retrain.json"
 SITE_PREFIX = "site/"
+# The governance audit log (hash-chained JSONL) and its head record; see ml.governance.audit.
+AUDIT_LOG_KEY = "audit/audit.jsonl"
+AUDIT_HEAD_KEY = "audit/audit.jsonl.head"
 
 
 def s3_url(bucket: str, key: str = "") -> str:

@@ -11,7 +11,7 @@ from components.images import Images, ImagesArgs
 from components.model_serving import ModelServing, ModelServingArgs, Variant
 from components.monitoring import Monitoring, MonitoringArgs, pushgateway_url
 from components.training_pipeline import TrainingPipeline, TrainingPipelineArgs
-from components.types import Services, service_account_name
+from components.types import Services
 from infra.config import StackConfig
 from infra.platforms import Platform
 
@@ -29,7 +29,11 @@ def compose(cfg: StackConfig, platform: Platform) -> dict[str, pulumi.Input[obje
     features = FeatureStore(
         "feast",
         FeatureStoreArgs(
-            cluster, backends, images.ml, materialize_schedule=cfg.materialize_schedule
+            cluster,
+            backends,
+            images.ml,
+            pushgateway_url=pushgateway_url(cluster.monitoring_namespace),
+            materialize_schedule=cfg.materialize_schedule,
         ),
         opts,
     )
@@ -58,14 +62,13 @@ def compose(cfg: StackConfig, platform: Platform) -> dict[str, pulumi.Input[obje
         ),
         opts,
     )
-    pipeline = TrainingPipeline(
+    TrainingPipeline(
         "pipeline",
         TrainingPipelineArgs(
             cluster,
             backends,
             services,
             images.ml,
-            trigger_service_account=service_account_name("monitor"),
             schedule=cfg.retrain_schedule,
         ),
         opts,
@@ -78,8 +81,6 @@ def compose(cfg: StackConfig, platform: Platform) -> dict[str, pulumi.Input[obje
             services,
             images.ml,
             scrape_targets=[tracking.scrape_target, features.scrape_target, serving.scrape_target],
-            retrain_job_template=pipeline.job_template_config_map,
-            serving_url=serving.url,
             drift_schedule=cfg.drift_schedule,
             retention_days=cfg.retention_days,
         ),

@@ -181,3 +181,82 @@ def training_run(
     outcome = train_and_gate(fresh.frame, settings, config, fresh.lineage)
     record_lineage(settings, fresh.ingested, fresh.entities, fresh.frame, outcome)
     return outcome
+
+
+# --- The cluster's path: the offline store on S3 instead of a regenerated dataset ------------
+
+
+def offline_training_set(
+    settings: Settings, since: pd.Timestamp | None = None
+) -> FreshTrainingSet:
+    """The point-in-time training set from the cluster's Feast store and offline tables.
+
+    Labels come from the ``applications`` table of the offline store (every ingested batch);
+    features come through Feast from the S3 offline folders the feature views read. With
+    ``since``, only applications from then on are used (a retrain on recent data).
+
+    Raises:
+        UserError: the offline store holds no labelled application yet.
+    """
+    from ml.errors import UserError
+    from ml.ingest import TABLES, read_offline_table
+    from ml.objectstore import Bucket
+
+    bucket = Bucket.for_role("features")
+    tables = {name: read_offline_table(bucket, name) for name in TABLES}
+    applications = tables["applications"]
+    if since is not None and len(applications):
+        applications = applications[applications["event_timestamp"] >= since]
+    entities = labelled_entities(applications) if len(applications) else applications
+    if len(entities) == 0:
+        raise UserError(
+            f"no labelled application in {bucket.url('offline/applications/')}",
+            "write an upstream batch to landing/ and run `mlops data ingest` first",
+        )
+    store = feature_store.open_store(settings.feature_repo_dir)
+    frame = feature_store.training_set(store, entities, settings.feature_service)
+    ingested = Ingested(tables, [], snapshot_sha256(tables))
+    return FreshTrainingSet(ingested, entities, frame, lineage_for(settings, ingested, frame))
+
+
+def reference_window(
+    training_set: pd.DataFrame,
+    outcome: TrainingOutcome,
+    settings: Settings,
+    config: PipelineConfig,
+) -> pd.DataFrame:
+    """The winner's holdout as the drift monitor's reference: features, score, prediction, label.
+
+    Raises:
+        ValueError: no candidate won.
+    """
+    from ml.train import LABEL, time_split
+
+    if outcome.winner is None:
+        raise ValueError("no winner; no reference window")
+    features = feature_store.model_features(settings.feature_service)
+    _, holdout = time_split(training_set, config.split.holdout_fraction)
+    score = outcome.winner.model.predict_proba(holdout[features])[:, 1]
+    frame = holdout[[*features, LABEL]].reset_index(drop=True)
+    frame["score"] = score
+    frame["prediction"] = (score >= config.decision_threshold).astype("int64")
+    return frame
+
+
+def register_for_review(outcome: TrainingOutcome, model_name: str) -> registry.Registered:
+    """Register the winner as a candidate and ask for its review; never move an alias.
+
+    The pipeline's service account (``svc-pipeline``, a data scientist in governance.yaml)
+    registers it, so a reviewer other than the pipeline must approve it.
+    """
+    from ml.governance import approvals
+
+    registered = register_winner(outcome, model_name, promote=False)
+    version = registered.version
+    approvals.register_candidate(model_name, version, user=PIPELINE_USER, role=PIPELINE_ROLE)
+    approvals.request_review(model_name, version, user=PIPELINE_USER, role=PIPELINE_ROLE)
+    return registered
+
+
+PIPELINE_USER = "svc-pipeline"
+PIPELINE_ROLE = "data_scientist"

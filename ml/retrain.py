@@ -154,3 +154,80 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float):
         return round(value, 6)
     return value
+
+
+# --- The cluster's retraining: a pending trigger (or age) → a candidate for review ------------
+
+
+def pending_trigger(reports) -> dict[str, Any] | None:
+    """The drift monitor's retraining request in the reports bucket, if one is pending."""
+    import json
+
+    from contract.objectstore import RETRAIN_TRIGGER_KEY
+
+    if not reports.exists(RETRAIN_TRIGGER_KEY):
+        return None
+    try:
+        return json.loads(reports.get_bytes(RETRAIN_TRIGGER_KEY)) or {}
+    except ValueError:
+        return {"reason": "unreadable trigger"}
+
+
+def consume_trigger(reports) -> None:
+    """Archive the trigger under ``triggers/consumed/`` and remove it (the request is served)."""
+    import time
+
+    from contract.objectstore import RETRAIN_TRIGGER_KEY
+
+    data = reports.get_bytes(RETRAIN_TRIGGER_KEY)
+    reports.put_bytes(f"triggers/consumed/{int(time.time())}.json", data, "application/json")
+    reports.delete(RETRAIN_TRIGGER_KEY)
+
+
+def champion_age_days(model_name: str) -> float | None:
+    """Days since the champion version was created (None without a champion)."""
+    import time
+
+    champion = registry.alias_version(model_name, registry.CHAMPION)
+    if champion is None:
+        return None
+    return (time.time() - champion.creation_timestamp / 1000) / 86400
+
+
+def retrain_for_review(
+    why: Trigger,
+    training_set: pd.DataFrame,
+    settings: Settings,
+    config: PipelineConfig,
+    lineage: Lineage,
+):
+    """Train, gate against the champion on the same recent holdout, register for review.
+
+    Unlike :func:`retrain`, nothing is promoted: a winner becomes a candidate in review
+    (``ml.governance.approvals``) and a person approves and promotes it.
+
+    Returns:
+        ``(decision, outcome)``; ``decision.new_version`` is the candidate, if any.
+    """
+    from ml.pipeline import register_for_review
+
+    model_name = settings.model_name
+    champion = registry.alias_version(model_name, registry.CHAMPION)
+    decision = RetrainDecision(why.triggered, why.reason, champion_before=_version(champion))
+    features = model_features(settings.feature_service)
+    champion_metrics = _champion_on_holdout(model_name, training_set, features, config)
+    outcome = train_and_gate(training_set, settings, config, lineage, champion_metrics)
+    decision.gate_metrics = {
+        "champion": champion_metrics,
+        "candidates": {c.name: c.metrics for c in outcome.candidates},
+        "gate": {name: d.summary() for name, d in outcome.decisions.items()},
+    }
+    if outcome.winner is None:
+        decision.reason += " → no candidate beat the champion on the same recent data; kept it"
+    else:
+        decision.new_version = register_for_review(outcome, model_name).version
+        decision.reason += (
+            f" → {outcome.winner.name} passed the gate; v{decision.new_version} is in review"
+        )
+    decision.champion_after = decision.champion_before
+    return _record(decision, settings), outcome

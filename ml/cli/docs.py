@@ -1,4 +1,4 @@
-"""`mlops docs build`: the static report site (model cards, reports, lineage, stack docs)."""
+"""`mlops docs build|publish`: the static report site (model cards, reports, lineage, docs)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="Build the static report site.")
+from contract.objectstore import SITE_PREFIX
+
+app = typer.Typer(no_args_is_help=True, help="Build and publish the static report site.")
 
 
 @app.command()
@@ -27,6 +29,25 @@ def build(
         typer.echo(f"  {warning}", err=True)
 
 
-@app.callback()
-def _group() -> None:
-    """Keep `build` a subcommand even though it is the only one."""
+@app.command()
+def publish() -> None:
+    """Build the site from the cluster (registry, cards, drift verdicts, audit log); upload it.
+
+    Everything comes from the environment: MLOPS_MLFLOW_TRACKING_URI (and its credentials),
+    MLOPS_REPORTS_BUCKET and the S3 endpoint. The site is built under MLOPS_BUILD_DIR and
+    uploaded to s3://<reports>/site/.
+    """
+    from ml.cli.governance import _connect
+    from ml.governance.publish import publish as publish_site
+    from ml.objectstore import Bucket
+    from ml.settings import get_settings
+
+    _connect()
+    reports = Bucket.for_role("reports")
+    result = publish_site(get_settings(), reports)
+    typer.echo(
+        f"site: {reports.url(SITE_PREFIX)} ({result.uploaded} files, {result.removed} stale "
+        f"removed; {len(result.site.cards)} model cards, {len(result.site.reports)} reports)"
+    )
+    for warning in [*result.warnings, *result.site.warnings][:10]:
+        typer.echo(f"  {warning}", err=True)

@@ -114,20 +114,31 @@ def apply(
 @app.command()
 def materialize(
     repo: Annotated[
-        Path | None, typer.Option(help="Feast repo folder with feature_store.yaml.")
+        Path | None, typer.Option(help="Feast repo folder (default: MLOPS_FEATURE_REPO).")
     ] = None,
     days: Annotated[
-        int, typer.Option(help="Load values with event times in the last DAYS.")
-    ] = 400,
+        int | None,
+        typer.Option(help="Reload values of the last DAYS instead of continuing incrementally."),
+    ] = None,
     end: Annotated[str, typer.Option(help="End of the window (ISO time or now).")] = "now",
 ) -> None:
-    """Load recent feature values from the offline store into the online store."""
+    """Load new feature values from the offline store into the online store.
+
+    Incremental by default: each view continues where the last run ended. Pushes
+    mlops_feature_materialized_until_timestamp_seconds per view when MLOPS_PUSHGATEWAY_URL is set.
+    """
     from datetime import timedelta
 
     from ml.features import store as feature_store
+    from ml.pipeline_metrics import push_materialized
 
     settings = _settings()
     store = feature_store.open_store(repo or settings.feature_repo_dir)
     stop = _parse_time(end)
-    feature_store.materialize(store, stop - timedelta(days=days), stop)
-    typer.echo(f"materialized {days} days up to {stop.isoformat()}")
+    if days is None:
+        until = feature_store.materialize_incremental(store, stop)
+    else:
+        feature_store.materialize(store, stop - timedelta(days=days), stop)
+        until = {view.name: stop for view in store.list_feature_views()}
+    push_materialized({view: moment.timestamp() for view, moment in until.items()})
+    typer.echo(f"materialized up to {stop.isoformat()}: {', '.join(sorted(until))}")

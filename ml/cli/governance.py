@@ -20,9 +20,11 @@ UserOpt = Annotated[
 RoleOpt = Annotated[
     str, typer.Option(envvar="MLOPS_ROLE", help="The role you act in ($MLOPS_ROLE).")
 ]
-AuditOpt = Annotated[
-    Path | None, typer.Option("--audit-log", help="Audit log (default: build/audit/audit.jsonl).")
-]
+AUDIT_HELP = (
+    "Audit log (default: audit/audit.jsonl in the reports bucket when MLOPS_REPORTS_BUCKET is "
+    "set, else build/audit/audit.jsonl)."
+)
+AuditOpt = Annotated[Path | None, typer.Option("--audit-log", help=AUDIT_HELP)]
 
 
 @app.command()
@@ -135,14 +137,12 @@ def status(model: ModelArg = None) -> None:
 
 @app.command("verify-log")
 def verify_log(
-    path: Annotated[
-        Path | None, typer.Argument(help="Audit log (default: build/audit/audit.jsonl).")
-    ] = None,
+    path: Annotated[Path | None, typer.Argument(help=AUDIT_HELP)] = None,
 ) -> None:
     """Check the audit log's hash chain; exit 1 naming the first bad line if tampered with."""
     from ml.governance import audit
 
-    path = path or audit.default_path()
+    path = audit.pull(path)  # the object store's log when a reports bucket is configured
     if not path.exists():
         raise UserError(f"no audit log at {path}", "pass its path, or run `mlops demo` first")
     result = audit.verify(path)

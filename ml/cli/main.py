@@ -24,6 +24,7 @@ _GROUPS: list[tuple[str, str, str]] = [
     ("demo", "demo", "Run the whole ML lifecycle embedded (no cluster); outputs in build/demo/."),
     ("monitor", "monitor", "Drift and quality monitoring; measure detection quality."),
     ("pipeline", "pipeline", "Train, retrain (gated against the champion) and roll back."),
+    ("data", "data", "Upstream batches: validate landing/ into the offline store, quarantine."),
     ("features", "features", "Feature store: lineage, rebuild, apply, materialize."),
     ("serve", "serve", "Serve the champion with A/B, canary and shadow variants."),
     ("experiment", "experiment", "Analyse A/B experiments and validate the test by simulation."),

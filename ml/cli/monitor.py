@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from contract import env
+from contract.objectstore import RETRAIN_TRIGGER_KEY
 from ml.errors import UserError
 
 if TYPE_CHECKING:
@@ -19,33 +21,45 @@ app = typer.Typer(no_args_is_help=True, help="Detect drift, measure the detector
 @app.command()
 def drift(
     reference: Annotated[
-        str,
+        str | None,
         typer.Option(
-            envvar="MLOPS_DRIFT_REFERENCE", help="Reference window: Parquet/CSV path or s3:// URL."
+            help="Reference window: Parquet/CSV path or s3:// URL "
+            "(default: the reports bucket's training reference)."
         ),
-    ],
+    ] = None,
     current: Annotated[
-        str,
+        str | None,
         typer.Option(
-            envvar="MLOPS_DRIFT_CURRENT", help="Current window: Parquet/CSV path or s3:// URL."
+            help="Current window: Parquet/CSV path or s3:// URL "
+            "(default: the newest prediction-log batches in the reports bucket)."
         ),
-    ],
+    ] = None,
     push_gateway: Annotated[
         str | None,
         typer.Option(
-            envvar="MLOPS_PUSHGATEWAY_URL", help="Pushgateway host:port or URL to push gauges to."
+            envvar=env.PUSHGATEWAY_URL, help="Pushgateway host:port or URL to push gauges to."
         ),
     ] = None,
-    retrain_job_template: Annotated[
-        Path | None,
+    window_records: Annotated[
+        int,
         typer.Option(
-            envvar="MLOPS_RETRAIN_JOB_TEMPLATE",
-            help="On drift, create a Kubernetes Job from this template (closes the loop).",
+            envvar="MLOPS_DRIFT_WINDOW_RECORDS", min=1, help="Newest live predictions compared."
         ),
-    ] = None,
-    namespace: Annotated[
-        str, typer.Option(envvar="MLOPS_NAMESPACE", help="Namespace of the retrain Job.")
-    ] = "mlops",
+    ] = 5000,
+    window_seconds: Annotated[
+        float,
+        typer.Option(
+            envvar="MLOPS_DRIFT_WINDOW_SECONDS", min=1, help="...no older than this (seconds)."
+        ),
+    ] = 3600.0,
+    min_records: Annotated[
+        int,
+        typer.Option(
+            envvar="MLOPS_DRIFT_MIN_RECORDS",
+            min=10,
+            help="Fewer live predictions is 'not enough traffic' (exit 0, no verdict).",
+        ),
+    ] = 200,
     report_html: Annotated[
         Path | None, typer.Option(help="Write Evidently's drift report here.")
     ] = None,
@@ -54,30 +68,112 @@ def drift(
     ] = None,
     alpha: Annotated[float, typer.Option(help="Family-wise level of the alarm.")] = 0.01,
 ) -> None:
-    """Compare CURRENT with REFERENCE, print a one-line verdict, set and push the gauges.
+    """Compare the current window with the reference, print a verdict, set and push the gauges.
 
-    Exits 0 whether or not drift is found (the verdict is data, alerts fire from the gauges).
+    Without --reference/--current (the CronJob), both windows come from the reports bucket
+    (MLOPS_REPORTS_BUCKET); the verdict is written back there and, on drift, a retraining
+    request that `mlops pipeline retrain` consumes. Exits 0 whether or not drift is found (the
+    verdict is data; alerts fire from the gauges) and when there is not enough traffic yet.
     """
     from ml.monitor.drift import DriftConfig, detect, evidently_report_html
     from ml.monitor.push import push, set_gauges
+    from ml.monitor.windows import WindowConfig
 
-    ref_frame, cur_frame = _read(reference), _read(current)
-    config = DriftConfig(alpha=alpha)
+    window = WindowConfig(window_records, window_seconds, min_records)
+    reports = _reports_bucket(reference, current)
+    ref_frame, cur_frame = _windows(reference, current, reports, window)
+    if reports is not None and len(cur_frame) < window.min_records:
+        typer.echo(
+            f"not enough traffic: {len(cur_frame)} live predictions in the window "
+            f"(need {window.min_records}); no verdict"
+        )
+        if push_gateway:
+            from ml.monitor.push import push_heartbeat
+
+            push_heartbeat(
+                push_gateway
+            )  # the monitor is alive: MlopsDriftMonitorStale stays quiet
+        return
+    config = DriftConfig(alpha=alpha, features=_shared_features(ref_frame, cur_frame))
     result = detect(ref_frame, cur_frame, config)
-    set_gauges(result, _labelled_quality(cur_frame, config))
+    set_gauges(result, _labelled_quality(_with_labels(cur_frame, reports), config))
     if report_html:
         evidently_report_html(ref_frame, cur_frame, report_html, config, result)
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result.to_dict(), indent=2))
+    if reports is not None:
+        from ml.monitor.windows import publish
+
+        publish(reports, result, len(cur_frame))
     if push_gateway:
         push(push_gateway)
     typer.echo(result.verdict())
-    if retrain_job_template is not None and result.drift_detected:
-        from ml.retrain_job import create_job, job_from_template
+    if reports is not None and result.drift_detected:
+        typer.echo(f"retraining requested: {reports.url(RETRAIN_TRIGGER_KEY)}")
 
-        job = job_from_template(retrain_job_template, f"drift monitor: {result.verdict()}")
-        typer.echo(f"retraining triggered: Job {create_job(job, namespace)} created")
+
+def _reports_bucket(reference: str | None, current: str | None):
+    """The reports bucket when a window must come from it, else ``None`` (embedded mode)."""
+    from ml.objectstore import Bucket, configured
+
+    if reference is not None and current is not None:
+        return None
+    if not configured("reports"):
+        raise UserError(
+            "no --reference/--current and no reports bucket",
+            f"pass both files, or set {env.bucket('reports')} (the CronJob has it)",
+        )
+    return Bucket.for_role("reports")
+
+
+def _windows(reference, current, reports, window):
+    from ml.monitor import windows
+
+    ref = _read(reference) if reference is not None else windows.reference(reports)
+    cur = _read(current) if current is not None else windows.current(reports, window)
+    return ref, cur
+
+
+# Columns of a window that are not model inputs.
+_NOT_FEATURES = {
+    "score",
+    "prediction",
+    "request_id",
+    "application_id",
+    "timestamp",
+    "model_version",
+}
+
+
+def _shared_features(reference: pd.DataFrame, current: pd.DataFrame) -> tuple[str, ...]:
+    """Model inputs both windows carry: the reference's columns minus score, label and ids."""
+    from ml.data.generate import FEATURE_COLUMNS, LABEL
+
+    if set(FEATURE_COLUMNS) <= set(reference.columns):
+        return FEATURE_COLUMNS  # the usual case; a missing one is reported by detect()
+    shared = [c for c in reference.columns if c in current.columns]
+    features = tuple(c for c in shared if c not in _NOT_FEATURES | {LABEL})
+    if not features:
+        raise UserError(
+            "the reference and current windows share no feature column",
+            "retrain (it rewrites the reference) or check the prediction log's features",
+        )
+    return features
+
+
+# Fewer labelled predictions than this give no quality gauge (the AUC would be noise).
+MIN_LABELLED = 50
+
+
+def _with_labels(frame: pd.DataFrame, reports) -> pd.DataFrame:
+    """Files carry their labels; the cluster's window is joined to the known outcomes."""
+    if reports is None:
+        return frame
+    from ml.monitor.windows import labelled
+
+    joined = labelled(frame)
+    return joined if len(joined) >= MIN_LABELLED else joined.iloc[0:0]
 
 
 def _labelled_quality(frame: pd.DataFrame, config):

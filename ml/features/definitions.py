@@ -2,7 +2,10 @@
 
 Sources point at Parquet files *relative to the feature repository*, which Feast resolves
 against ``repo_path``; the same definitions therefore serve every environment, and only
-``feature_store.yaml`` (registry, online and offline store) differs between them.
+``feature_store.yaml`` (registry, online and offline store) differs between them. In the
+cluster (``MLOPS_FEATURES_BUCKET`` set) the file sources are the ingested folders
+``s3://<features>/offline/<table>/`` instead: every Parquet file there is one accepted batch
+(see :mod:`ml.ingest`), read with the endpoint from ``AWS_ENDPOINT_URL_S3``.
 
 TTLs say how old a value may be and still be served or joined: profiles are updated every few
 weeks, so 180 days; transaction aggregates are recomputed weekly, so 14 days. A value older than
@@ -12,15 +15,20 @@ its TTL comes back as missing, which the models handle explicitly.
 from __future__ import annotations
 
 import copy
+import os
+from collections.abc import Mapping
 from datetime import timedelta
 
 import pandas as pd
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, RequestSource, ValueType
+from feast.data_source import DataSource
 from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import (
     PostgreSQLSource,
 )
 from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float64, Int64
+
+from contract import env, objectstore
 
 PROFILE_TTL = timedelta(days=180)
 TRANSACTIONS_TTL = timedelta(days=14)
@@ -157,23 +165,42 @@ POSTGRES_SOURCES = {
 }
 
 
+def s3_sources(bucket: str, endpoint: str | None) -> dict[str, FileSource]:
+    """The file sources over the ingested folders of ``bucket``, by feature view name."""
+    local = {customer_profile.name: customer_profile_source}
+    local[customer_transactions.name] = customer_transactions_source
+    return {
+        view: FileSource(
+            name=source.name,
+            path=objectstore.s3_url(bucket, objectstore.offline_table_prefix(view)),
+            timestamp_field="event_timestamp",
+            created_timestamp_column="created_timestamp",
+            s3_endpoint_override=endpoint or None,
+            description=source.description,
+        )
+        for view, source in local.items()
+    }
+
+
 def objects_for(offline_store_type: str) -> list:
     """The objects to apply for a store whose offline store is ``offline_store_type``.
 
     Feature names, TTLs, entities and services are the same everywhere; only the feature views'
-    batch source follows the offline store (Parquet files, or Postgres tables).
+    batch source follows the offline store: Parquet files in the repo, the object store's
+    offline folders when ``MLOPS_FEATURES_BUCKET`` is set, or Postgres tables.
     """
-    if offline_store_type != "postgres":
+    bucket = os.environ.get(env.bucket("features"), "").strip()
+    sources: Mapping[str, DataSource]
+    if offline_store_type == "postgres":
+        sources = POSTGRES_SOURCES
+    elif bucket:
+        sources = s3_sources(bucket, os.environ.get(env.AWS_ENDPOINT_URL_S3))
+    else:
         return ALL_OBJECTS
     views = []
     for view in FEATURE_VIEWS:
         moved = copy.copy(view)
-        moved.batch_source = POSTGRES_SOURCES[view.name]
+        moved.batch_source = sources[view.name]
         views.append(moved)
-    return [
-        *ENTITIES,
-        *POSTGRES_SOURCES.values(),
-        *views,
-        *ON_DEMAND_VIEWS,
-        *FEATURE_SERVICES.values(),
-    ]
+    # On-demand views and services reference the views by name; the moved copies replace them.
+    return [*ENTITIES, *sources.values(), *views, *ON_DEMAND_VIEWS, *FEATURE_SERVICES.values()]

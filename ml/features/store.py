@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 import pandas as pd
 from feast import FeatureService, FeatureStore
 
+from contract import env
 from ml.data.generate import REQUEST_FEATURES
 from ml.errors import ServiceUnavailable, UserError
 from ml.features import definitions
@@ -127,6 +128,10 @@ def open_store(repo_dir: Path) -> FeatureStore:
         ServiceUnavailable: the registry (e.g. Postgres) cannot be reached.
     """
     _require_variables(repo_dir)
+    if os.environ.get(env.bucket("features"), "").strip():
+        from ml.features import s3
+
+        s3.register()  # the offline store is s3://<features>/offline/ (see definitions)
     try:
         store = FeatureStore(repo_path=str(repo_dir))
         store.registry  # noqa: B018 - Feast connects lazily; fail here, not mid-request
@@ -212,6 +217,21 @@ def _join_view(store: FeatureStore, entity: pd.DataFrame, refs: list[str]) -> pd
 def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
     """Load feature values with event times in [start, end] into the online store."""
     store.materialize(start_date=start, end_date=end)
+
+
+def materialize_incremental(store: FeatureStore, end: datetime) -> dict[str, datetime]:
+    """Load every view's new values up to ``end``; return how far each view is now loaded.
+
+    Feast starts each view where its previous run ended (the first run starts one TTL back),
+    so running this on a schedule loads each batch once.
+    """
+    store.materialize_incremental(end_date=end)
+    views = store.list_feature_views()
+    return {
+        view.name: view.most_recent_end_time
+        for view in (store.get_feature_view(v.name) for v in views)
+        if view.most_recent_end_time is not None
+    }
 
 
 def online_features(store: FeatureStore, rows: Sequence[dict], service_name: str) -> pd.DataFrame:

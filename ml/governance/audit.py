@@ -14,6 +14,14 @@ the log reaches it. Someone who can rewrite both files can still forge history: 
 
 Appends take an exclusive ``flock`` so concurrent writers (the CLI, the retraining job) cannot
 interleave or fork the chain.
+
+In the cluster every Job has its own ``/tmp``, so when a reports bucket is configured
+(``MLOPS_REPORTS_BUCKET``) and no explicit path is given, the log of record is the object store
+(``AUDIT_LOG_KEY`` and ``AUDIT_HEAD_KEY``): an append downloads both, appends locally and
+uploads both; read and verify download first. That read-append-write is not atomic across pods:
+it assumes one governance writer at a time (a reviewer's command, or the pipeline registering a
+candidate, which do not run concurrently in practice). Two simultaneous appends would lose one
+entry, never fork the chain silently: the next verify still checks whatever was uploaded.
 """
 
 from __future__ import annotations
@@ -73,9 +81,12 @@ def append(
     Returns:
         The entry as written, including ``seq`` and ``hash``.
     """
+    remote = _remote() if path is None else None
     path = path or default_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path):
+        if remote is not None:
+            _download(remote, path)
         last = _last_entry(path)
         entry: dict[str, Any] = {
             "seq": last["seq"] + 1 if last else 1,
@@ -92,12 +103,62 @@ def append(
             log.flush()
             os.fsync(log.fileno())
         _head_path(path).write_text(json.dumps({"seq": entry["seq"], "hash": entry["hash"]}))
+        if remote is not None:
+            _upload(remote, path)
     return entry
+
+
+def pull(path: Path | None = None) -> Path:
+    """The local copy of the log of record: downloaded from the object store when configured.
+
+    With an explicit ``path`` nothing is downloaded: that file is the log.
+    """
+    if path is not None:
+        return path
+    path = default_path()
+    fetch(path)
+    return path
+
+
+def fetch(path: Path) -> bool:
+    """Download the object store's log (and head) to ``path``; False without a reports bucket."""
+    remote = _remote()
+    if remote is None:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _download(remote, path)
+    return True
+
+
+def _remote():
+    """The reports bucket when this process has one (pods do; the embedded demo does not)."""
+    from ml.objectstore import Bucket, configured
+
+    return Bucket.for_role("reports") if configured("reports") else None
+
+
+def _download(remote, path: Path) -> None:
+    from contract.objectstore import AUDIT_HEAD_KEY, AUDIT_LOG_KEY
+
+    for key, local in ((AUDIT_LOG_KEY, path), (AUDIT_HEAD_KEY, _head_path(path))):
+        if remote.exists(key):
+            local.write_bytes(remote.get_bytes(key))
+        else:  # the store has no log yet: a stale local copy must not be extended
+            local.unlink(missing_ok=True)
+
+
+def _upload(remote, path: Path) -> None:
+    from contract.objectstore import AUDIT_HEAD_KEY, AUDIT_LOG_KEY
+
+    # The log first, then its head: a crash in between leaves a head behind the log, which
+    # verify reports; the next append rewrites both.
+    remote.put_bytes(AUDIT_LOG_KEY, path.read_bytes(), "application/x-ndjson")
+    remote.put_bytes(AUDIT_HEAD_KEY, _head_path(path).read_bytes(), "application/json")
 
 
 def read(path: Path | None = None, subject: str | None = None) -> list[dict[str, Any]]:
     """All entries (optionally only those about ``subject``), oldest first; no verification."""
-    path = path or default_path()
+    path = pull(path)
     if not path.exists():
         return []
     entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -119,7 +180,7 @@ class Verification:
 
 def verify(path: Path | None = None) -> Verification:
     """Check the whole chain; name the first line that is edited, missing, moved or inserted."""
-    path = path or default_path()
+    path = pull(path)
     if not path.exists():
         return Verification(ok=True, entries=0)
     lines = path.read_text(encoding="utf-8").splitlines()

@@ -68,5 +68,27 @@ def push(gateway: str, job: str = PUSH_JOB, timeout: float = 5.0) -> None:
         ) from None
 
 
+def push_heartbeat(gateway: str, job: str = PUSH_JOB, timeout: float = 5.0) -> None:
+    """Record a run without a verdict (not enough traffic): only the last-run gauge.
+
+    Added to the job's group (HTTP POST), so the previous verdict's gauges stay as they were; a
+    full push would replace them, and unset gauges would read 0 ("no drift").
+    """
+    from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway
+
+    from contract.metrics import EXPORTED
+
+    (spec,) = [s for s in EXPORTED if s.name == "mlops_monitor_last_run_timestamp_seconds"]
+    reg = CollectorRegistry()
+    Gauge(spec.name, spec.help, registry=reg).set(time.time())
+    try:
+        pushadd_to_gateway(gateway, job=job, registry=reg, timeout=timeout)
+    except OSError as error:
+        raise ServiceUnavailable(
+            f"could not push metrics to the Pushgateway at {gateway} ({_short(error)})",
+            "check --push-gateway (host:port or URL) and that the Pushgateway is running",
+        ) from None
+
+
 def _short(error: Exception) -> str:
     return str(getattr(error, "reason", None) or error).splitlines()[0][:120]

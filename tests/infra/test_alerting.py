@@ -79,11 +79,10 @@ QUIET["MlopsDriftMonitorStale"] = [
     ({"mlops_monitor_last_run_timestamp_seconds": "0+60x300"}, "4h"),  # runs every minute
 ]
 
-FRESHNESS = 'mlops_feature_freshness_seconds{feature_view="customer_features"}'
-FIRES["MlopsFeaturesStale"] = [
-    ({FRESHNESS: "8000x30"}, "20m", [{"feature_view": "customer_features"}])
-]
-QUIET["MlopsFeaturesStale"] = [({FRESHNESS: "600x30"}, "20m")]
+# promtool starts its clock at 0: a view materialized up to t=0 is 2 h old at 2 h.
+UNTIL = 'mlops_feature_materialized_until_timestamp_seconds{feature_view="customer_features"}'
+FIRES["MlopsFeaturesStale"] = [({UNTIL: "0x200"}, "150m", [{"feature_view": "customer_features"}])]
+QUIET["MlopsFeaturesStale"] = [({UNTIL: "0+60x200"}, "150m")]  # materialized every minute
 
 JOB_LABELS = {"namespace": NAMESPACE, "job_name": "retrain-29000000"}
 FIRES["MlopsJobFailed"] = [
@@ -248,3 +247,12 @@ def test_missing_promtool_skips_locally_but_fails_in_ci(monkeypatch, ci, outcome
     monkeypatch.setenv("CI", ci)
     with pytest.raises(outcome, match=r"scripts/services\.sh install"):
         _promtool()
+
+
+@pytest.mark.parametrize(
+    ("name", "suffix"),
+    [("mlops_feature_freshness_seconds", ""), ("mlops_predictions", ""), ("mlops_nope", "_total")],
+)
+def test_a_series_no_workload_exports_is_refused(name: str, suffix: str) -> None:
+    with pytest.raises(KeyError, match="not exported"):
+        alerting._series(name, suffix)

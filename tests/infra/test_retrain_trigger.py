@@ -1,36 +1,46 @@
-"""The drift monitor turns the rendered Job template into a valid retrain Job."""
+"""The drift monitor closes the loop through the object store, never through the Kubernetes API.
+
+On drift it writes ``triggers/retrain.json`` to the reports bucket; the retrain CronJob consumes
+it. So its pod needs no API token, no Job template and no file-path windows; and the governance
+Job runs the contract's publish command.
+"""
 
 from __future__ import annotations
 
-import json
-
-import kubernetes_validate
 import pytest
 
-from ml.errors import UserError
-from ml.retrain_job import REASON_ANNOTATION, job_from_template
+from contract import env
+from contract.commands import DRIFT, PUBLISH_SITE
+
+try:  # pytest's default "prepend" import mode, with or without packages under tests/
+    from conftest import pod_spec
+except ImportError:  # pragma: no cover
+    from tests.infra.conftest import pod_spec
 
 
-@pytest.fixture
-def template_file(local, tmp_path):
-    (config_map,) = [
-        m for m in local.kinds("ConfigMap") if m["metadata"]["name"].endswith("job-template")
+def _workload(rendered, kind: str, component: str) -> dict:
+    (obj,) = [
+        o
+        for o in rendered.kinds(kind)
+        if o["metadata"]["labels"].get("app.kubernetes.io/component") == component
     ]
-    path = tmp_path / "job.json"
-    path.write_text(config_map["data"]["job.json"])
-    return path
+    return obj
 
 
-def test_job_from_rendered_template_is_valid_and_says_why(template_file):
-    job = job_from_template(template_file, "drift monitor: DRIFT in utilization")
-    assert job["metadata"]["annotations"][REASON_ANNOTATION].startswith("drift monitor")
-    (container,) = job["spec"]["template"]["spec"]["containers"]
-    assert container["args"][:2] == ["pipeline", "retrain"]
-    assert container["args"][-2:] == ["--reason", "drift monitor: DRIFT in utilization"]
-    kubernetes_validate.validate(job, "1.32.0", strict=True)
-    assert json.loads(template_file.read_text()) != job  # the template itself is untouched
+@pytest.mark.parametrize(("kind", "component", "command"), [
+    ("CronJob", "drift", DRIFT),
+    ("Job", "docs", PUBLISH_SITE),
+])  # fmt: skip
+def test_commands_come_from_the_contract(local, kind, component, command):
+    (container,) = pod_spec(_workload(local, kind, component))["containers"]
+    assert [*container["command"], *container.get("args", [])] == list(command)
 
 
-def test_missing_template_is_a_clear_error(tmp_path):
-    with pytest.raises(UserError, match="no retrain Job template"):
-        job_from_template(tmp_path / "absent.json", "drift")
+def test_drift_monitor_needs_no_kubernetes_api(local):
+    pod = pod_spec(_workload(local, "CronJob", "drift"))
+    (container,) = pod["containers"]
+    names = {e["name"] for e in container["env"]}
+    assert pod.get("automountServiceAccountToken") is False
+    assert not names & {"MLOPS_RETRAIN_JOB_TEMPLATE", "MLOPS_NAMESPACE", "MLOPS_DRIFT_REFERENCE"}
+    assert env.bucket("reports") in names
+    assert not any("retrain" in v["name"] for v in pod.get("volumes", []))

@@ -4,7 +4,8 @@
 Python file here and registers the Feast objects it finds among the module's attributes. This
 file only points at :mod:`ml.features.definitions`, so the definitions live in one place: it
 exposes the objects for the offline store that the mounted ``feature_store.yaml`` names (file
-sources, or the Postgres tables), as ``ml.features`` does when it applies them itself.
+sources: the object store's offline folders when ``MLOPS_FEATURES_BUCKET`` is set, else
+Parquet files; or the Postgres tables), as ``ml.features`` does when it applies them itself.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from pathlib import Path
 
 import yaml
 
+from contract import env
 from ml.features.definitions import objects_for
 
 
 def _offline_store_type() -> str:
-    path = Path(os.environ.get("FEAST_FS_YAML_FILE_PATH", "feature_store.yaml"))
+    path = Path(os.environ.get(env.FEAST_YAML, "feature_store.yaml"))
     if not path.exists():
         return "file"
     config = yaml.safe_load(path.read_text()) or {}
