@@ -243,17 +243,35 @@ def reference_window(
     return frame
 
 
-def register_for_review(outcome: TrainingOutcome, model_name: str) -> registry.Registered:
-    """Register the winner as a candidate and ask for its review; never move an alias.
+def register_for_review(
+    outcome: TrainingOutcome,
+    settings: Settings,
+    training_set: pd.DataFrame,
+    customers: pd.DataFrame,
+) -> registry.Registered:
+    """Register the winner as a candidate, document it, ask for its review; move no alias.
 
     The pipeline's service account (``svc-pipeline``, a data scientist in governance.yaml)
-    registers it, so a reviewer other than the pipeline must approve it.
+    registers it, so a reviewer other than the pipeline must approve it. The model card (with
+    the fairness gate a promotion requires) is written here, by the run that has the training
+    set in hand: in the cluster nothing else keeps that data.
     """
     from ml.governance import approvals
+    from ml.governance.model_card import write_model_card
 
+    model_name = settings.model_name
     registered = register_winner(outcome, model_name, promote=False)
     version = registered.version
     approvals.register_candidate(model_name, version, user=PIPELINE_USER, role=PIPELINE_ROLE)
+    write_model_card(
+        model_name,
+        version,
+        training_set=training_set,
+        customers=customers,
+        features=feature_store.model_features(settings.feature_service),
+        out_dir=settings.build / "model_cards" / f"{model_name}-v{version}",
+        settings=settings,
+    )
     approvals.request_review(model_name, version, user=PIPELINE_USER, role=PIPELINE_ROLE)
     return registered
 

@@ -200,6 +200,7 @@ def retrain_for_review(
     settings: Settings,
     config: PipelineConfig,
     lineage: Lineage,
+    customers: pd.DataFrame,
 ):
     """Train, gate against the champion on the same recent holdout, register for review.
 
@@ -225,7 +226,9 @@ def retrain_for_review(
     if outcome.winner is None:
         decision.reason += " → no candidate beat the champion on the same recent data; kept it"
     else:
-        decision.new_version = register_for_review(outcome, model_name).version
+        decision.new_version = register_for_review(
+            outcome, settings, training_set, customers
+        ).version
         decision.reason += (
             f" → {outcome.winner.name} passed the gate; v{decision.new_version} is in review"
         )

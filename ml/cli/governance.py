@@ -102,6 +102,25 @@ def reject(
 
 
 @app.command()
+def release(
+    version: VersionArg,
+    user: UserOpt,
+    role: RoleOpt,
+    alias: Annotated[str, typer.Option(help="challenger (canary / A-B share) or shadow.")],
+    model: ModelArg = None,
+    audit_log: AuditOpt = None,
+) -> None:
+    """Release approved VERSION as challenger or shadow (release managers only)."""
+    from ml.governance import approvals
+
+    _echo(
+        approvals.release(
+            _model(model), version, alias, user=user, role=role, audit_path=audit_log
+        )
+    )
+
+
+@app.command()
 def promote(
     version: VersionArg,
     user: UserOpt,

@@ -138,7 +138,9 @@ def _train_from_offline_store(settings, config) -> tuple[str, str | None]:
     if outcome.winner is None:
         typer.echo("no candidate passed the gate; nothing registered")
         return "failed", "rejected_by_gate"
-    registered = register_for_review(outcome, settings.model_name)
+    registered = register_for_review(
+        outcome, settings, fresh.frame, fresh.ingested.tables["customers"]
+    )
     reference = reference_window(fresh.frame, outcome, settings, config)
     Bucket.for_role("reports").put_parquet(REFERENCE_KEY, reference)
     typer.echo(
@@ -176,7 +178,12 @@ def _retrain_from_offline_store(
     since = pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=window_days)
     fresh = offline_training_set(settings, since=since)
     decision, outcome = retrain_for_review(
-        Trigger(True, reason), fresh.frame, settings, config, fresh.lineage
+        Trigger(True, reason),
+        fresh.frame,
+        settings,
+        config,
+        fresh.lineage,
+        fresh.ingested.tables["customers"],
     )
     record_lineage(settings, fresh.ingested, fresh.entities, fresh.frame, outcome)
     if pending is not None:

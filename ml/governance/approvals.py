@@ -131,6 +131,39 @@ def reject(
     )  # fmt: skip
 
 
+# Aliases a release may set; `champion` moves only through promote_to_production.
+RELEASE_ALIASES = ("challenger", "shadow")
+
+
+def release(
+    model_name: str,
+    version: str,
+    alias: str,
+    *,
+    user: str,
+    role: str,
+    audit_path: Path | None = None,
+    config: GovernanceConfig | None = None,
+) -> Transition:
+    """Point ``alias`` (challenger or shadow) at an approved, documented version.
+
+    The version stays ``approved``; serving gives it the share the traffic policy assigns to
+    that alias (a canary step, an A/B weight, or a shadow copy).
+    """
+    if alias not in RELEASE_ALIASES:
+        raise UserError(
+            f"cannot release to alias {alias!r}",
+            f"use one of {', '.join(RELEASE_ALIASES)}; champion moves only by `promote`",
+        )
+    result = _transition(
+        model_name, str(version), "release", user, role, (APPROVED,), APPROVED,
+        {f"governance.released_as_{alias}_by": user}, {"alias": alias}, audit_path, config,
+        precondition=_require_documented,
+    )  # fmt: skip
+    MlflowClient().set_registered_model_alias(model_name, alias, str(version))
+    return result
+
+
 def promote_to_production(
     model_name: str,
     version: str,
@@ -155,9 +188,19 @@ def promote_to_production(
     )  # fmt: skip
     if set_champion:
         registry.promote(model_name, version)
+        _clear_release_aliases(model_name, version)
     for old in previous:
         MlflowClient().set_model_version_tag(model_name, old, STATUS_TAG, APPROVED)
     return result
+
+
+def _clear_release_aliases(model_name: str, version: str) -> None:
+    """A version that became champion no longer also serves as challenger or shadow."""
+    client = MlflowClient()
+    for alias in RELEASE_ALIASES:
+        current = registry.alias_version(model_name, alias)
+        if current is not None and str(current.version) == version:
+            client.delete_registered_model_alias(model_name, alias)
 
 
 def rollback(

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ml.errors import UserError
 
 DEFAULT_PATH = Path(__file__).parent / "governance.yaml"
-Action = Literal["register", "request", "approve", "reject", "promote", "rollback"]
+Action = Literal["register", "request", "approve", "reject", "release", "promote", "rollback"]
 MlflowPermission = Literal["READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS"]
 
 

@@ -141,3 +141,23 @@ def test_cli_reports_a_missing_role_in_one_line(trained_platform, monkeypatch, t
     assert "does not hold the role 'reviewer'" in result.exception.line()
     status = CliRunner().invoke(app, ["status", trained_platform.model_name])
     assert status.exit_code == 0 and "champion" in status.output
+
+
+def test_release_as_challenger_then_promotion_clears_it(workflow):
+    name, version, path, act = workflow
+    act("register_candidate", "alice", "data_scientist")
+    act("request_review", "alice", "data_scientist")
+    with pytest.raises(UserError, match=r"cannot release .* it is candidate"):
+        act("release", "carol", "release_manager", alias="challenger")
+    act("approve", "bob", "reviewer")
+    _document(name, version)
+    with pytest.raises(UserError, match="champion moves only by `promote`"):
+        act("release", "carol", "release_manager", alias="champion")
+    with pytest.raises(UserError, match="role 'reviewer' may not release"):
+        act("release", "bob", "reviewer", alias="challenger")
+    act("release", "carol", "release_manager", alias="challenger")
+    assert str(registry.alias_version(name, "challenger").version) == version
+    act("promote_to_production", "carol", "release_manager")
+    assert str(registry.alias_version(name, registry.CHAMPION).version) == version
+    assert registry.alias_version(name, "challenger") is None
+    assert [e["action"] for e in audit.read(path)][-2:] == ["release", "promote"]
