@@ -1,0 +1,410 @@
+"""The whole ML loop on the rendered stack, each step asserted and timed.
+
+The harness (:mod:`e2e.kubelet` and friends) runs the rendered workloads; this module plays
+the parts outside the platform, as they would act on a real cluster:
+
+* the **upstream source system** writes raw batches to the features bucket's ``landing/``;
+* the **API clients** call the ``serving`` Service by its cluster DNS name from a container on
+  the e2e network (``e2e/client.py``), including a drifted stream and a burst of bad requests;
+* the **people**: a reviewer and a release manager run ``mlops governance`` in a pod with the
+  pipeline's configuration, like ``kubectl run`` would.
+
+Every CronJob runs on demand from its rendered ``jobTemplate``; nothing first-party is patched.
+Each step is a function; :func:`run_loop` runs them in order and records ``{ok, seconds}``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from contract import objectstore as layout
+
+MODEL = "credit-risk"
+REVIEWER = ("bob", "reviewer")
+RELEASE_MANAGER = ("carol", "release_manager")
+SERVICE_URL = "http://serving.mlops.svc.cluster.local:3000/predict"
+DRIFT_FACTOR = 3.0  # loan amounts of the drifted stream, relative to the applications'
+
+
+class LoopError(AssertionError):
+    """A loop step did not reach its outcome; the message says what did not happen."""
+
+
+@dataclass
+class LoopState:
+    versions: dict[str, str] = field(default_factory=dict)  # role -> model version
+    answered: int = 0
+    notes: dict[str, Any] = field(default_factory=dict)
+    marks: dict[str, float] = field(default_factory=dict)  # event -> time.monotonic()
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout_s: float, every_s: float = 2.0):
+    """Poll ``check`` until it returns something truthy; fail naming ``what`` after the bound."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every_s)
+    raise LoopError(f"{what}: not reached within {timeout_s:.0f} s (last: {last!r})")
+
+
+# --- upstream and clients ----------------------------------------------------------------------
+
+
+def upstream(cluster, number: int, end: pd.Timestamp, **kwargs) -> pd.DataFrame:
+    """Write upstream batch ``number`` to landing/; returns its applications."""
+    from ml.ingest import upstream_batch, write_landing_batch
+
+    dataset = upstream_batch(number, end, **kwargs)
+    with cluster.host_s3():
+        from ml.objectstore import Bucket
+
+        write_landing_batch(Bucket(cluster.bucket("features")), f"b{number:04d}", dataset.tables())
+    return dataset.applications
+
+
+def requests_from(applications: pd.DataFrame, n: int, factor: float = 1.0) -> list[dict]:
+    """Scoring requests for labelled applications (so outcomes join back), amounts scaled."""
+    labelled = applications.dropna(subset=["defaulted"]).sort_values("application_id")
+    rows = labelled.tail(n)
+    return [
+        {
+            "customer_id": int(r.customer_id),
+            "application_id": int(r.application_id),
+            "loan_amount": round(float(r.loan_amount) * factor, 2),
+            "term_months": int(r.term_months),
+        }
+        for r in rows.itertuples()
+    ]
+
+
+def unknown_customers(n: int) -> list[dict]:
+    """Requests for customers nobody ingested: the client-side error burst (404s)."""
+    return [
+        {"customer_id": 9_000_000_000 + i, "loan_amount": 1000.0, "term_months": 12}
+        for i in range(n)
+    ]
+
+
+def send(cluster, bodies: list[dict], deadline_s: float = 240, concurrency: int = 8) -> dict:
+    """Send ``bodies`` through the Service from a client container; the client's summary."""
+    return cluster.client(SERVICE_URL, bodies, deadline_s=deadline_s, concurrency=concurrency)
+
+
+# --- people ------------------------------------------------------------------------------------
+
+
+def governance(cluster, *args: str, who: tuple[str, str]) -> str:
+    user, role = who
+    command = ["mlops", "governance", *args, "--user", user, "--role", role]
+    return cluster.oneoff("pipeline-train", command, timeout_s=180)
+
+
+def review_and_promote(cluster, version: str) -> None:
+    governance(cluster, "approve", version, "--comment", "e2e review", who=REVIEWER)
+    governance(cluster, "promote", version, who=RELEASE_MANAGER)
+
+
+def registry_versions(cluster) -> dict[str, dict]:
+    """version -> {status, aliases} as the MLflow server reports them (host-side client)."""
+    with cluster.host_mlflow():
+        from ml.governance import approvals
+
+        return {
+            str(v.version): {"status": v.status, "aliases": v.aliases}
+            for v in approvals.status(MODEL)
+        }
+
+
+def newest_version(cluster) -> str:
+    versions = registry_versions(cluster)
+    if not versions:
+        raise LoopError("no model version is registered")
+    return max(versions, key=int)
+
+
+# --- the steps ---------------------------------------------------------------------------------
+
+
+def step_feast_apply(cluster, state: LoopState) -> None:
+    cluster.run_job("feast-apply", timeout_s=300)
+
+
+def step_first_batch(cluster, state: LoopState) -> None:
+    now = pd.Timestamp.now(tz="UTC")
+    state.notes["batch1"] = upstream(cluster, 1, now - pd.Timedelta(days=120))
+    cluster.run_cronjob("feast-ingest", timeout_s=300)
+    with cluster.host_s3():
+        from ml.objectstore import Bucket
+
+        features = Bucket(cluster.bucket("features"))
+        missing = [
+            t
+            for t in ("customer_profile", "customer_transactions", "applications")
+            if not list(features.keys(layout.offline_table_prefix(t)))
+        ]
+    if missing:
+        raise LoopError(f"ingest wrote no offline table for {missing}")
+
+
+def step_materialize(cluster, state: LoopState) -> None:
+    cluster.run_cronjob("feast-materialize", timeout_s=300)
+
+
+def step_bootstrap_training(cluster, state: LoopState) -> None:
+    if registry_versions(cluster):
+        raise LoopError("the platform already has a model before its first training run")
+    cluster.run_job("pipeline-train", timeout_s=900)
+    version = newest_version(cluster)
+    status = registry_versions(cluster)[version]
+    if status["status"] != "candidate" or status["aliases"]:
+        raise LoopError(f"v{version} after training: {status}; expected a candidate, no alias")
+    state.versions["bootstrap"] = version
+
+
+def step_review_and_promote(cluster, state: LoopState) -> None:
+    version = state.versions["bootstrap"]
+    review_and_promote(cluster, version)
+    status = registry_versions(cluster)[version]
+    if "champion" not in status["aliases"]:
+        raise LoopError(f"v{version} is not champion after promotion: {status}")
+
+
+def step_serving_ready(cluster, state: LoopState) -> None:
+    cluster.wait_ready("serving", timeout_s=300)
+    state.notes["serving_started"] = cluster.started_at("serving")
+
+
+def step_live_traffic(cluster, state: LoopState) -> None:
+    bodies = requests_from(state.notes["batch1"], 400)
+    result = send(cluster, bodies)
+    ok = result["codes"].get("200", 0)
+    if ok < 0.99 * len(bodies):
+        raise LoopError(f"live traffic: {result}")
+    champion = state.versions["bootstrap"]
+    if set(result["model_versions"]) != {champion}:
+        raise LoopError(f"answers came from {result['model_versions']}, expected v{champion}")
+    state.answered += ok
+    state.notes["live_traffic"] = result
+
+
+def step_error_burst(cluster, state: LoopState) -> None:
+    """Unknown customers at a steady rate for 7 minutes (the alert needs 5 min of > 5%)."""
+    state.marks["error_burst"] = time.monotonic()
+    cluster.client_background(
+        "error-burst", SERVICE_URL, unknown_customers(840), deadline_s=420, concurrency=1,
+        rate_per_s=2,
+    )  # fmt: skip
+
+
+def step_drifted_traffic(cluster, state: LoopState) -> None:
+    """A covariate shift in live traffic: loan amounts three times the usual."""
+    state.marks["drift_injected"] = time.monotonic()
+    bodies = requests_from(state.notes["batch1"], 1500, factor=DRIFT_FACTOR)
+    result = send(cluster, bodies, deadline_s=300)
+    state.answered += result["codes"].get("200", 0)
+    state.notes["drifted_traffic"] = result
+
+
+def step_new_labelled_batch(cluster, state: LoopState) -> None:
+    """Upstream delivers recent applications, with a changed relation to default (concept)."""
+    from ml.data.generate import Drift
+
+    now = pd.Timestamp.now(tz="UTC")
+    state.notes["batch2"] = upstream(cluster, 2, now, days=120, drift=Drift("concept", 0.8))
+    cluster.run_cronjob("feast-ingest", timeout_s=300)
+    cluster.run_cronjob("feast-materialize", timeout_s=300)
+
+
+def step_drift_detected(cluster, state: LoopState) -> None:
+    cluster.run_cronjob("monitoring-drift", timeout_s=300)
+    with cluster.host_s3():
+        from ml.objectstore import Bucket
+
+        reports = Bucket(cluster.bucket("reports"))
+        verdict = json.loads(reports.get_bytes(layout.DRIFT_LATEST_KEY))
+        triggered = reports.exists(layout.RETRAIN_TRIGGER_KEY)
+    if not verdict.get("drift_detected") or not triggered:
+        raise LoopError(f"drift not detected from the logs: {verdict} (trigger: {triggered})")
+    state.marks["drift_detected"] = time.monotonic()
+    state.notes["drift_verdict"] = verdict
+
+
+def step_retrain(cluster, state: LoopState) -> None:
+    before = newest_version(cluster)
+    cluster.run_cronjob("pipeline-retrain", timeout_s=900)
+    after = newest_version(cluster)
+    if after == before:
+        raise LoopError("retraining registered no new candidate (gate kept the champion)")
+    state.versions["retrained"] = after
+
+
+def step_review_retrained(cluster, state: LoopState) -> None:
+    """Same review as any version; then shadow first, as a careful release would."""
+    version = state.versions["retrained"]
+    governance(cluster, "approve", version, "--comment", "retrained on drift", who=REVIEWER)
+    governance(cluster, "release", version, "--alias", "shadow", who=RELEASE_MANAGER)
+
+
+def step_shadow(cluster, state: LoopState) -> None:
+    """The shadow scores every request; answers still come only from the champion."""
+    champion, shadow = state.versions["bootstrap"], state.versions["retrained"]
+    bodies = requests_from(state.notes["batch1"], 300)
+    result = wait_for(
+        f"serving to pick up shadow v{shadow}",
+        lambda: _shadowed(cluster, bodies, shadow),
+        timeout_s=120,
+        every_s=5,
+    )
+    if set(result["model_versions"]) != {champion}:
+        raise LoopError(f"a shadow changed live answers: {result['model_versions']}")
+    state.answered += result["codes"].get("200", 0)
+
+
+def _shadowed(cluster, bodies: list[dict], shadow: str) -> dict | None:
+    result = send(cluster, bodies)
+    return result if cluster.metric_sum("mlops_shadow_predictions_total") > 0 else None
+
+
+def step_canary_split(cluster, state: LoopState) -> None:
+    """Released as challenger: the policy's canary share goes to it, sticky by customer."""
+    version = state.versions["retrained"]
+    governance(cluster, "release", version, "--alias", "challenger", who=RELEASE_MANAGER)
+    expected = cluster.policy_share("challenger")
+    bodies = requests_from(state.notes["batch1"], 2000)
+
+    def split() -> dict | None:
+        result = send(cluster, bodies, deadline_s=300)
+        return result if result["variants"].get("challenger") else None
+
+    result = wait_for("a challenger share in live answers", split, timeout_s=180, every_s=5)
+    n = sum(result["variants"].values())
+    share = result["variants"].get("challenger", 0) / n
+    spread = 4 * (expected * (1 - expected) / n) ** 0.5  # ~4 sigma: deterministic in practice
+    if abs(share - expected) > spread:
+        raise LoopError(f"challenger share {share:.3f}, policy says {expected:.3f} ± {spread:.3f}")
+    state.answered += result["codes"].get("200", 0)
+    state.notes["split"] = {"expected": expected, "observed": round(share, 4), "n": n}
+
+
+def step_promote_retrained(cluster, state: LoopState) -> None:
+    version = state.versions["retrained"]
+    governance(cluster, "promote", version, who=RELEASE_MANAGER)
+    bodies = requests_from(state.notes["batch1"], 100)
+
+    def served() -> dict | None:
+        result = send(cluster, bodies)
+        return result if set(result["model_versions"]) == {version} else None
+
+    result = wait_for(f"v{version} answering as champion", served, timeout_s=180, every_s=5)
+    if cluster.started_at("serving") != state.notes["serving_started"]:
+        raise LoopError("serving was restarted to pick up the new champion")
+    state.answered += result["codes"].get("200", 0)
+    state.marks["new_champion"] = time.monotonic()
+
+
+def step_alerts(cluster, state: LoopState) -> None:
+    cluster.prometheus.wait_alert("MlopsDatasetDriftDetected", timeout_s=240)
+    state.marks["drift_alert"] = time.monotonic()
+    remaining = 540 - (time.monotonic() - state.marks["error_burst"])
+    cluster.prometheus.wait_alert("MlopsHighErrorRate", timeout_s=max(remaining, 60))
+
+
+def step_publish_site(cluster, state: LoopState) -> None:
+    cluster.run_job("governance-docs", timeout_s=600)
+    with cluster.host_s3():
+        from ml.objectstore import Bucket
+
+        reports = Bucket(cluster.bucket("reports"))
+        if not reports.exists(layout.SITE_PREFIX + "index.html"):
+            raise LoopError(f"no {layout.SITE_PREFIX}index.html in the reports bucket")
+
+
+def step_logs_complete(cluster, state: LoopState) -> None:
+    """After a clean shutdown every answered prediction is in the object store."""
+    cluster.stop("serving", timeout_s=60)
+    with cluster.host_s3():
+        from ml.monitor.windows import parse_batch
+        from ml.objectstore import Bucket
+
+        reports = Bucket(cluster.bucket("reports"))
+        records = [
+            r
+            for key in reports.keys(layout.PREDICTIONS_PREFIX)
+            for r in parse_batch(reports.get_bytes(key))
+        ]
+    live = {r["request_id"] for r in records if not r.get("shadow")}
+    state.notes["predictions_logged_live"] = len(live)
+    state.notes["predictions_answered"] = state.answered
+    if len(live) < state.answered:
+        raise LoopError(f"{len(live)} live predictions logged, {state.answered} answered")
+
+
+STEPS: tuple[tuple[str, Callable[[Any, LoopState], None]], ...] = (
+    ("feast_apply", step_feast_apply),
+    ("ingest_first_batch", step_first_batch),
+    ("materialize", step_materialize),
+    ("bootstrap_training", step_bootstrap_training),
+    ("review_and_promote", step_review_and_promote),
+    ("serving_ready", step_serving_ready),
+    ("live_traffic", step_live_traffic),
+    ("error_burst_started", step_error_burst),
+    ("drifted_traffic", step_drifted_traffic),
+    ("new_labelled_batch", step_new_labelled_batch),
+    ("drift_detected", step_drift_detected),
+    ("retrain_on_cluster_data", step_retrain),
+    ("review_retrained", step_review_retrained),
+    ("shadow_never_answers", step_shadow),
+    ("canary_split", step_canary_split),
+    ("promote_without_restart", step_promote_retrained),
+    ("alerts_fired", step_alerts),
+    ("publish_site", step_publish_site),
+    ("logs_complete_after_shutdown", step_logs_complete),
+)
+
+
+def run_loop(cluster, record: Callable[[str, bool, float, str], None]) -> LoopState:
+    """Run every step in order; stop at the first failure (later steps depend on it)."""
+    state = LoopState()
+    for name, step in STEPS:
+        start = time.monotonic()
+        print(f"e2e: loop step {name} ...", flush=True)
+        try:
+            step(cluster, state)
+        except Exception as error:
+            record(name, False, time.monotonic() - start, _one_line(error))
+            raise
+        record(name, True, time.monotonic() - start, "")
+    return state
+
+
+def latencies(state: LoopState) -> dict[str, float]:
+    """Drift-to-alert and drift-to-new-champion, in seconds from the drifted traffic's start."""
+    start = state.marks.get("drift_injected")
+    out = {}
+    pairs = (("drift_to_alert_s", "drift_alert"), ("drift_to_new_champion_s", "new_champion"))
+    for name, mark in pairs:
+        if start is not None and mark in state.marks:
+            out[name] = round(state.marks[mark] - start, 1)
+    return out
+
+
+def series_named(exprs: list[str]) -> set[str]:
+    """Metric names a set of PromQL expressions reads (recording rules excluded by caller)."""
+    names: set[str] = set()
+    for expr in exprs:
+        names |= set(re.findall(r"\b((?:mlops|kube)_[a-zA-Z0-9_]+)", expr))
+    return names
+
+
+def _one_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0][:500]
