@@ -21,7 +21,7 @@ endif
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 .tools/bin/uv:
 	@echo "bootstrap: installing uv $(UV_VERSION) into .tools/ (from PyPI)"
@@ -48,6 +48,11 @@ test: bootstrap ## Run the test suite (starts PostgreSQL/Redis on loopback when 
 .PHONY: services
 services: ## Install PostgreSQL, Redis, promtool and Chromium from Debian packages (needs root)
 	@bash scripts/services.sh install
+
+.PHONY: e2e
+e2e: bootstrap ## Run the rendered local stack in podman containers (docs/e2e.md); build/e2e/
+	@if [[ $$EUID -eq 0 ]]; then bash scripts/e2e_install.sh; fi
+	@$(RUN) python -m e2e
 
 .PHONY: lint
 lint: bootstrap ## ruff format check, ruff lint, mypy

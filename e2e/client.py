@@ -4,7 +4,7 @@ Stand-alone on purpose (standard library only): it is mounted into a container o
 and run with its Python, so traffic really goes through the Service's cluster DNS name, as a
 client in the cluster would send it.
 
-    python client.py URL REQUESTS_JSON [--concurrency N] [--deadline-s S]
+    python client.py URL REQUESTS_JSON [--concurrency N] [--deadline-s S] [--rate R]
 
 ``REQUESTS_JSON`` is a list of request bodies for ``POST URL``. Prints one JSON object: status
 codes, answers per variant and per model version, shadow-free answers, latency percentiles.
@@ -36,20 +36,27 @@ def _post(url: str, body: dict, timeout: float) -> tuple[int, dict | None, float
         return 0, None, time.perf_counter() - start
 
 
-def run(url: str, bodies: list[dict], concurrency: int, deadline_s: float) -> dict:
+def run(
+    url: str, bodies: list[dict], concurrency: int, deadline_s: float, rate: float = 0.0
+) -> dict:
+    """Send every body (or until the deadline); ``rate`` > 0 paces sends to that many per s."""
     stop_at = time.monotonic() + deadline_s
+    started = time.monotonic()
     codes: Counter[int] = Counter()
     variants: Counter[str] = Counter()
     versions: Counter[str] = Counter()
     latencies: list[float] = []
 
-    def one(body: dict) -> tuple[int, dict | None, float]:
+    def one(indexed: tuple[int, dict]) -> tuple[int, dict | None, float]:
+        index, body = indexed
+        if rate > 0:
+            time.sleep(max(0.0, started + index / rate - time.monotonic()))
         if time.monotonic() > stop_at:
             return -1, None, 0.0
         return _post(url, body, timeout=10)
 
     with ThreadPoolExecutor(concurrency) as pool:
-        for code, answer, seconds in pool.map(one, bodies):
+        for code, answer, seconds in pool.map(one, enumerate(bodies)):
             codes[code] += 1
             if code == 200 and answer:
                 variants[str(answer.get("variant"))] += 1
@@ -77,10 +84,11 @@ def main() -> None:
     parser.add_argument("requests")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--deadline-s", type=float, default=120.0)
+    parser.add_argument("--rate", type=float, default=0.0, help="Requests per second (0: max).")
     args = parser.parse_args()
     with open(args.requests) as handle:
         bodies = json.load(handle)
-    json.dump(run(args.url, bodies, args.concurrency, args.deadline_s), sys.stdout)
+    json.dump(run(args.url, bodies, args.concurrency, args.deadline_s, args.rate), sys.stdout)
 
 
 if __name__ == "__main__":

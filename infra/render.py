@@ -7,6 +7,10 @@ runs ``infra/__main__.py`` with :func:`pulumi.runtime.set_mocks`, and writes
   resource (components, providers and Helm releases included), secrets shown as ``"[secret]"``;
 * ``<out>/manifests/*.yaml``: each Kubernetes object as it would be applied, one per file.
 
+With ``reveal=True`` (for the e2e harness, which runs the manifests) generated passwords are
+real random values (``secrets``) and secret values are written in clear, files mode 0600.
+Without it the output is redacted and deterministic.
+
 The mocks answer with realistic outputs (ARNs, endpoints, generated passwords) so that the
 program's string building runs exactly as it does under ``pulumi up``.
 """
@@ -17,7 +21,9 @@ import contextlib
 import contextvars
 import hashlib
 import json
+import os
 import runpy
+import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,43 +84,63 @@ def stack_config(stack: str, root: Path = ROOT) -> dict[str, str]:
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in merged.items()}
 
 
-def render(stack: str, out: Path | None = None, root: Path = ROOT) -> list[Resource]:
+def render(
+    stack: str, out: Path | None = None, root: Path = ROOT, reveal: bool = False
+) -> list[Resource]:
     """Run the program for ``stack`` under mocks; write inventory and manifests if ``out``.
+
+    ``reveal``: random passwords and secret values in clear (files 0600); see module doc.
 
     Raises:
         UserError: unknown stack or invalid configuration (one line, naming the key).
     """
     config = stack_config(stack, root)
-    resources = contextvars.copy_context().run(_run, stack, config, root)
+    resources = contextvars.copy_context().run(_run, stack, config, root, reveal)
     if out is not None:
-        write(resources, out)
+        write(resources, out, private=reveal)
     return resources
 
 
-def _run(stack: str, config: dict[str, str], root: Path) -> list[Resource]:
+def _run(stack: str, config: dict[str, str], root: Path, reveal: bool) -> list[Resource]:
     settings.ROOT.set(None)
-    mocks = _Mocks(config.get("aws:region", "us-east-1"))
+    mocks = _Mocks(config.get("aws:region", "us-east-1"), reveal)
     monitor = _RecordingMonitor(mocks)
     set_mocks(mocks, project="mlops", stack=stack, preview=False, monitor=monitor)
     set_all_config(config)
     main = str(root / "infra" / "__main__.py")
     _sync_await(run_pulumi_func(lambda: _run_program(main)))
-    return monitor.recorded()
+    return monitor.recorded(reveal)
 
 
-def write(resources: list[Resource], out: Path) -> None:
-    """Write ``inventory.json`` and ``manifests/`` (replacing earlier manifests)."""
+def write(resources: list[Resource], out: Path, private: bool = False) -> None:
+    """Write ``inventory.json`` and ``manifests/`` (replacing earlier manifests).
+
+    ``private``: files are created mode 0600 (they hold secrets in clear).
+    """
     manifests = out / "manifests"
     manifests.mkdir(parents=True, exist_ok=True)
     for old in manifests.glob("*.yaml"):
         old.unlink()
-    (out / "inventory.json").write_text(
-        json.dumps([r.as_json() for r in resources], indent=2, sort_keys=True) + "\n"
+    _write_text(
+        out / "inventory.json",
+        json.dumps([r.as_json() for r in resources], indent=2, sort_keys=True) + "\n",
+        private,
     )
     for obj in kubernetes_objects(resources):
         meta = obj["metadata"]
         stem = f"{meta.get('namespace', '_cluster')}_{obj['kind'].lower()}_{meta['name']}"
-        (manifests / f"{stem}.yaml").write_text(yaml.safe_dump(obj, sort_keys=False))
+        _write_text(manifests / f"{stem}.yaml", yaml.safe_dump(obj, sort_keys=False), private)
+
+
+def _write_text(path: Path, text: str, private: bool) -> None:
+    """Write ``text``; when ``private`` the file is 0600 before any byte lands in it."""
+    if not private:
+        path.write_text(text)
+        return
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 def kubernetes_objects(resources: list[Resource]) -> list[dict]:
@@ -131,14 +157,15 @@ def kubernetes_objects(resources: list[Resource]) -> list[dict]:
     return objects
 
 
-def _clean(value: Any) -> Any:
-    """Mock inputs -> JSON: secrets redacted, integral floats back to ints, nulls dropped."""
+def _clean(value: Any, reveal: bool = False) -> Any:
+    """Mock inputs -> JSON: secrets redacted (unless ``reveal``), integral floats back to ints,
+    nulls dropped."""
     if isinstance(value, dict):
         if _SECRET_SIG in value:
-            return _redact(value.get("value"))
-        return {k: _clean(v) for k, v in value.items() if v is not None}
+            return _clean(value.get("value"), reveal) if reveal else _redact(value.get("value"))
+        return {k: _clean(v, reveal) for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        return [_clean(v) for v in value]
+        return [_clean(v, reveal) for v in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
@@ -181,11 +208,11 @@ class _RecordingMonitor(MockMonitor):
                 self._records.append((*record, bool(request.protect)))
         return response
 
-    def recorded(self) -> list[Resource]:
+    def recorded(self, reveal: bool = False) -> list[Resource]:
         names = {urn: name for urn, _, _, name, _, _ in self._records}
         out = []
         for _, parent, typ, name, inputs, protect in self._records:
-            clean = _clean(inputs)
+            clean = _clean(inputs, reveal)
             if typ.startswith("pulumi:providers:"):
                 clean = _decode_provider_inputs(clean)
             out.append(Resource(typ, name, names.get(parent), clean, protect))
@@ -199,12 +226,18 @@ def _fake(seed: str, length: int = 24) -> str:
 class _Mocks(Mocks):
     """Realistic outputs for the resources and provider functions the program uses."""
 
-    def __init__(self, region: str) -> None:
+    def __init__(self, region: str, reveal: bool = False) -> None:
         self.region = region
+        self.reveal = reveal
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict]:
         state = dict(args.inputs)
-        return f"{args.name}-id", {**state, **_outputs(args.typ, args.name, state, self.region)}
+        outputs = _outputs(args.typ, args.name, state, self.region)
+        if self.reveal and args.typ.startswith("random:"):
+            # Real randomness for a stack that is run, not just read (hex: URL-safe).
+            length = int(state.get("length", 24))
+            outputs["result"] = secrets.token_hex(length)[:length]
+        return f"{args.name}-id", {**state, **outputs}
 
     def call(self, args: MockCallArgs) -> tuple[dict, list]:
         return _call(args.token, self.region), []

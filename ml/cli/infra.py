@@ -17,13 +17,20 @@ def render(
     out: Annotated[
         Path, typer.Option(help="Output folder for inventory.json and manifests/.")
     ] = Path("build/infra"),
+    reveal_secrets: Annotated[
+        bool,
+        typer.Option(
+            "--reveal-secrets",
+            help="Real random passwords and secret values in clear (files 0600), for the e2e.",
+        ),
+    ] = False,
 ) -> None:
     """Run the Pulumi program for STACK under mocks; write its inventory and manifests."""
     from infra.render import kubernetes_objects
     from infra.render import render as render_stack
 
     started = time.perf_counter()
-    resources = render_stack(stack, out)
+    resources = render_stack(stack, out, reveal=reveal_secrets)
     seconds = time.perf_counter() - started
     objects = len(kubernetes_objects(resources))
     typer.echo(

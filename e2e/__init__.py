@@ -1,0 +1,1 @@
+"""End-to-end harness: the rendered local stack run in podman containers (dev tooling)."""
