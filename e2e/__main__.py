@@ -13,6 +13,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from e2e.manifests import ManifestError, check_service_ports, load, pod_template, selector_matches
@@ -83,30 +85,180 @@ def _service_problems(objects: dict, service: dict) -> list[str]:
     return []
 
 
+SUBSTITUTIONS = [
+    "images: the two first-party images are built locally from infra/images/*.Dockerfile with "
+    "the FROM lines pointing at local stand-ins (a debootstrap'd Debian bookworm with Python "
+    "3.11, a uv image from the uv wheel); the rendered digest references are mapped to them",
+    "PostgreSQL (CloudNativePG) -> Debian's PostgreSQL in a container, TLS on, same DNS name, "
+    "database, user and generated password as the rendered Secrets",
+    "Valkey (chart) -> Debian's redis-server in a container, same DNS name and password",
+    "SeaweedFS S3 (chart) -> moto's S3 server in a container, same DNS name and buckets; it "
+    "accepts any credentials (SeaweedFS checks the per-workload keys)",
+    "kube-prometheus-stack -> Debian's Prometheus, scrape config derived from the rendered "
+    "ServiceMonitors, rules = the rendered PrometheusRule; no Alertmanager, no Grafana",
+    "Pushgateway chart -> Debian's prometheus-pushgateway, same DNS name",
+    "kube-state-metrics -> the harness exports kube_job_status_{failed,succeeded} for the "
+    "Jobs it ran",
+    "Kubernetes controllers -> the harness (e2e/kubelet.py): Deployments, Jobs, CronJobs on "
+    "demand, Services as DNS aliases, readiness probes; HPA, PDB, NetworkPolicy, RBAC and "
+    "ServiceAccounts are not enforced",
+]
+
+
+def prometheus_config(objects: dict, cluster, gateway: str) -> tuple[str, str]:
+    """(prometheus.yml, rules file) from the rendered ServiceMonitors and PrometheusRule."""
+    import yaml
+
+    from e2e.ksm import PORT as KSM_PORT
+    from e2e.prometheus import scrape_configs
+
+    jobs = scrape_configs(
+        objects,
+        cluster.pod_ips(),
+        cluster.secrets,
+        pushgateway="pushgateway.monitoring.svc.cluster.local:9091",
+    )
+    jobs.append(
+        {
+            "job_name": "kube-state-metrics",
+            "scrape_interval": "5s",
+            "static_configs": [{"targets": [f"{gateway}:{KSM_PORT}"]}],
+        }
+    )
+    config = {
+        "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
+        "rule_files": ["/etc/prometheus/rules.yml"],
+        "scrape_configs": jobs,
+    }
+    (rule,) = [o for (_, kind, _), o in objects.items() if kind == "PrometheusRule"]
+    return yaml.safe_dump(config), yaml.safe_dump({"groups": rule["spec"]["groups"]})
+
+
+def watched_series(objects: dict) -> set[str]:
+    """Series names read by the rendered alert rules and dashboards (recorded series excluded)."""
+    from e2e.loop import series_named
+
+    exprs: list[str] = []
+    for (_, kind, _), obj in objects.items():
+        if kind == "PrometheusRule":
+            exprs += [r["expr"] for g in obj["spec"]["groups"] for r in g["rules"]]
+        if kind == "ConfigMap" and (obj["metadata"].get("labels") or {}).get("grafana_dashboard"):
+            for text in obj["data"].values():
+                exprs += list(_exprs(json.loads(text)))
+    return series_named(exprs)
+
+
+def _exprs(node) -> Iterator[str]:
+    """Every ``expr`` string in a dashboard's JSON model."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "expr" and isinstance(value, str):
+                yield value
+            else:
+                yield from _exprs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _exprs(value)
+
+
 def main() -> int:
-    progress("install check")
-    install_check()
-    progress("render local stack (secrets revealed)")
-    render("local", BUILD / "render", reveal=True)
-    objects = load(BUILD / "render")
-    facts = static_checks(objects)
-    for problem in facts["problems"]:
-        progress(f"FAIL {problem}")
-    summary = {
-        **facts,
-        "workloads": {
-            k: {**v, "ready": None, "seconds": None} for k, v in facts["workloads"].items()
-        },
+    from e2e import backing as backing_mod
+    from e2e import images, ksm, podman
+    from e2e.kubelet import Cluster
+    from e2e.loop import latencies, run_loop
+    from e2e.session import Prometheus, Session
+    from infra.render import stack_config
+
+    started = time.monotonic()
+    BUILD.mkdir(parents=True, exist_ok=True)
+    summary: dict = {
+        "workloads": {},
         "loop": {},
         "alerts_fired": [],
         "series_missing": [],
-        "substitutions": [],
-        "status": "static checks only: the podman runner is not implemented yet",
+        "substitutions": SUBSTITUTIONS,
+        "status": "running",
     }
-    BUILD.mkdir(parents=True, exist_ok=True)
+
+    def record(step: str, ok: bool, seconds: float, why: str) -> None:
+        summary["loop"][step] = {
+            "ok": ok,
+            "seconds": round(seconds, 1),
+            **({"why": why} if why else {}),
+        }
+        progress(f"loop step {step}: {'ok' if ok else 'FAILED'} in {seconds:.1f} s {why}")
+        write_summary(summary)
+
+    cluster = None
+    exporter = None
+    try:
+        progress("install check")
+        install_check()
+        podman.environment(BUILD)
+        podman.remove_all()
+        cache = BUILD / "cache"
+        progress("images (stand-in bases, then the two first-party images)")
+        images.base_images(cache)
+        built = images.first_party_images(ROOT, cache)
+        services_ref = images.services_image(cache)
+        progress("render local stack (secrets revealed)")
+        render("local", BUILD / "render", reveal=True)
+        objects = load(BUILD / "render")
+        facts = static_checks(objects)
+        summary["not_enforced"] = facts["not_enforced"]
+        if facts["problems"]:
+            raise AssertionError("; ".join(facts["problems"]))
+        podman.ensure_network()
+        progress("backing services")
+        backing = backing_mod.start(objects, BUILD, services_ref)
+        stack = stack_config("local")
+        image_map = {
+            stack["mlops:mlImage"]: built["ml"],
+            stack["mlops:servingImage"]: built["serving"],
+        }
+        cluster = Cluster(objects, image_map, BUILD)
+        gateway = podman.gateway()
+        exporter = ksm.serve(
+            gateway, lambda: {n: r.succeeded for n, r in cluster.jobs.items()}, NAMESPACE
+        )
+        progress("apply: Deployments of namespace mlops")
+        cluster.apply()
+        cluster.wait_ready("mlflow-server", 240)
+        config, rules = prometheus_config(objects, cluster, gateway)
+        backing.start_prometheus(config, rules)
+        prometheus = Prometheus(backing.prometheus_url)
+        session = Session(cluster, backing, prometheus)
+        state = run_loop(session, record)
+        summary["latencies"] = latencies(state)
+        summary["notes"] = {k: v for k, v in state.notes.items() if not k.startswith("batch")}
+        summary["alerts_fired"] = sorted(prometheus.firing())
+        summary["targets_down"] = prometheus.targets_down()
+        summary["series_missing"] = sorted(watched_series(objects) - prometheus.series_names())
+        if summary["series_missing"]:
+            raise AssertionError(f"series nothing emitted: {summary['series_missing']}")
+        summary["status"] = "passed"
+        return 0
+    except Exception as error:
+        summary["status"] = f"failed: {(str(error).splitlines() or [repr(error)])[0][:300]}"
+        progress(summary["status"])
+        return 1
+    finally:
+        if cluster is not None:
+            summary["workloads"] = cluster.readiness
+            cluster.save_logs()
+        summary["seconds"] = round(time.monotonic() - started, 1)
+        write_summary(summary)
+        if exporter is not None:
+            exporter.shutdown()
+        if os.environ.get("E2E_KEEP") != "1":
+            from e2e import podman as pm
+
+            pm.remove_all()
+        progress(f"summary -> {BUILD / 'summary.json'} ({summary['status']})")
+
+
+def write_summary(summary: dict) -> None:
     (BUILD / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    progress(f"summary -> {BUILD / 'summary.json'}; {summary['status']}")
-    return 1
 
 
 if __name__ == "__main__":

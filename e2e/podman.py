@@ -101,3 +101,9 @@ def logs(name: str, tail: int | None = None) -> str:
     args = ["logs", *(["--tail", str(tail)] if tail else []), name]
     result = podman(*args, check=False, timeout=60)
     return (result.stdout + result.stderr).decode(errors="replace")
+
+
+def gateway() -> str:
+    """The host's address on the e2e network (the bridge gateway)."""
+    data = json.loads(out("network", "inspect", NETWORK))
+    return data[0]["subnets"][0]["gateway"]
