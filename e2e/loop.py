@@ -117,11 +117,17 @@ def review_and_promote(cluster, version: str) -> None:
 def registry_versions(cluster) -> dict[str, dict]:
     """version -> {status, aliases} as the MLflow server reports them (host-side client)."""
     with cluster.host_mlflow():
+        from mlflow.exceptions import MlflowException
+
         from ml.governance import approvals
 
+        try:
+            versions = approvals.status(MODEL)
+        except MlflowException:  # no registered model yet
+            return {}
         return {
             str(v.version): {"status": v.status, "aliases": v.aliases}
-            for v in approvals.status(MODEL)
+            for v in versions
         }
 
 
@@ -137,6 +143,7 @@ def newest_version(cluster) -> str:
 
 def step_feast_apply(cluster, state: LoopState) -> None:
     cluster.run_job("feast-apply", timeout_s=300)
+    cluster.wait_ready("feast-server", timeout_s=180)
 
 
 def step_first_batch(cluster, state: LoopState) -> None:
