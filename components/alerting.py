@@ -40,6 +40,8 @@ class M:
     ERRORS = _series("mlops_request_errors", "_total")
     SHADOW = _series("mlops_shadow_predictions", "_total")
     MODEL_INFO = _series("mlops_model_info")
+    VARIANT_AVAILABLE = _series("mlops_variant_available")
+    LOG_RECORDS = _series("mlops_prediction_log_records", "_total")
     SCORE_BUCKET = _series("mlops_prediction_score", "_bucket")
     SCORE_SUM = _series("mlops_prediction_score", "_sum")
     SCORE_COUNT = _series("mlops_prediction_score", "_count")

@@ -93,6 +93,19 @@ def _service_health() -> list[Panel]:
             8,
         ),
         Panel(
+            "Variants without a servable model",
+            (Query(f"min by (variant) ({M.VARIANT_AVAILABLE}) == 0", "{{variant}}"),),
+            "short",
+            width=8,
+            description="A policy variant whose alias does not resolve is skipped (0).",
+        ),
+        Panel(
+            "Prediction log records shipped / dropped",
+            (Query(f"sum by (outcome) (rate({M.LOG_RECORDS}[{RATE}]))", "{{outcome}}"),),
+            "ops",
+            width=8,
+        ),
+        Panel(
             "Online feature lookups without a value",
             (
                 Query(

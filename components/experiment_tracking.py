@@ -95,7 +95,7 @@ class ExperimentTracking(pulumi.ComponentResource):
             env=[
                 backends.database.env("MLFLOW_BACKEND_STORE_URI"),
                 {"name": "MLFLOW_AUTH_CONFIG_PATH", "value": "/etc/mlflow/basic_auth.ini"},
-                *backends.object_store.env(APP),
+                *backends.object_store.env(APP, bucket_names=False),
             ],
             ports=[{"name": "http", "containerPort": PORT}],
             probe=security.http_probe("/health", "http"),

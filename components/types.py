@@ -70,8 +70,12 @@ class ObjectStore:
     buckets: Mapping[str, pulumi.Input[str]]
     credentials: Mapping[str, tuple[SecretRef, SecretRef]] = field(default_factory=dict)
 
-    def env(self, workload: str) -> list[dict]:
-        """The container env a workload needs to reach its buckets."""
+    def env(self, workload: str, bucket_names: bool = True) -> list[dict]:
+        """The container env a workload needs to reach its buckets.
+
+        ``bucket_names=False`` for third-party programs (``mlflow server``) that are told their
+        bucket on the command line: they do not read ``MLOPS_<ROLE>_BUCKET``.
+        """
         variables: list[dict] = [
             {"name": "AWS_REGION", "value": self.region},
             {"name": "AWS_DEFAULT_REGION", "value": self.region},
@@ -81,7 +85,7 @@ class ObjectStore:
         if workload in self.credentials:
             access, secret = self.credentials[workload]
             variables += [access.env("AWS_ACCESS_KEY_ID"), secret.env("AWS_SECRET_ACCESS_KEY")]
-        for role in BUCKET_ACCESS.get(workload, {}):
+        for role in BUCKET_ACCESS.get(workload, {}) if bucket_names else ():
             variables.append({"name": env.bucket(role), "value": self.buckets[role]})
         return variables
 

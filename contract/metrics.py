@@ -47,6 +47,18 @@ EXPORTED: tuple[MetricSpec, ...] = (
     MetricSpec(
         "mlops_prediction_score", "histogram", "Predicted default probability.", ("variant",)
     ),
+    MetricSpec(
+        "mlops_variant_available",
+        "gauge",
+        "1 if a policy variant has a servable model, 0 if it is skipped (e.g. alias unset).",
+        ("variant",),
+    ),
+    MetricSpec(
+        "mlops_prediction_log_records",
+        "counter",
+        "Prediction-log records by outcome: shipped to the object store, or dropped.",
+        ("outcome",),
+    ),
     # feature store
     MetricSpec(
         "mlops_feature_materialized_until_timestamp_seconds",

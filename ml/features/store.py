@@ -75,9 +75,22 @@ def production_environment(
     }
 
 
+def config_file(repo_dir: Path) -> Path:
+    """The repo's ``feature_store.yaml``, else the one ``FEAST_FS_YAML_FILE_PATH`` names.
+
+    Embedded, the repo folder holds its own config; in a pod the repository is in the image
+    (``MLOPS_FEATURE_REPO``) and the cluster's config is a mounted Secret elsewhere.
+    """
+    own = repo_dir / "feature_store.yaml"
+    mounted = os.environ.get(env.FEAST_YAML, "").strip()
+    if own.is_file() or not mounted:
+        return own
+    return Path(mounted)
+
+
 def missing_variables(repo_dir: Path) -> list[str]:
     """Environment variables that ``repo_dir``'s ``feature_store.yaml`` needs but are unset."""
-    text = (repo_dir / "feature_store.yaml").read_text()
+    text = config_file(repo_dir).read_text()
     return sorted({name for name in _ENV_REFERENCE.findall(text) if not os.environ.get(name)})
 
 
@@ -104,13 +117,14 @@ def _repo_config(repo_dir: Path):
     from feast.repo_config import load_repo_config
 
     _require_variables(repo_dir)
-    return load_repo_config(repo_dir, repo_dir / "feature_store.yaml")
+    return load_repo_config(repo_dir, config_file(repo_dir))
 
 
 def _require_variables(repo_dir: Path) -> None:
-    if not (repo_dir / "feature_store.yaml").exists():
+    if not config_file(repo_dir).exists():
         raise UserError(
-            f"no feature_store.yaml in {repo_dir}", "run `mlops demo` (or prepare the repo) first"
+            f"no feature_store.yaml in {repo_dir} (nor at ${env.FEAST_YAML})",
+            "run `mlops demo` (or prepare the repo, or mount the cluster's config) first",
         )
     missing = missing_variables(repo_dir)
     if missing:
@@ -133,7 +147,7 @@ def open_store(repo_dir: Path) -> FeatureStore:
 
         s3.register()  # the offline store is s3://<features>/offline/ (see definitions)
     try:
-        store = FeatureStore(repo_path=str(repo_dir))
+        store = FeatureStore(repo_path=str(repo_dir), fs_yaml_file=config_file(repo_dir))
         store.registry  # noqa: B018 - Feast connects lazily; fail here, not mid-request
         return store
     except Exception as error:  # SQLAlchemy/psycopg errors when the SQL registry is down

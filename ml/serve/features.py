@@ -26,7 +26,7 @@ class _View:
 class OnlineFeatureReader:
     """Reads a feature service's online values for customer ids into a float array."""
 
-    def __init__(self, store: Any, service_name: str) -> None:
+    def __init__(self, store: Any, service_name: str, metrics: dict | None = None) -> None:
         from ml.features.store import feature_service
 
         service = feature_service(store, service_name)
@@ -34,6 +34,8 @@ class OnlineFeatureReader:
         self.provider = store._get_provider()  # the public SDK has no lower-level read
         self.names: list[str] = []
         self.views: list[_View] = []
+        # mlops_online_features_missing{feature_view}: lookups a view had no value for.
+        self.missing = metrics["mlops_online_features_missing"] if metrics else None
         for projection in service.feature_view_projections:
             names = [f.name for f in projection.features]
             first = len(self.names)
@@ -59,8 +61,10 @@ class OnlineFeatureReader:
                 entity_keys=keys,
                 requested_features=part.names,
             )
+            misses = 0
             for i, (_, data) in enumerate(rows):
                 if not data:
+                    misses += 1
                     continue
                 found[i] = True
                 for name, column in zip(part.names, part.columns, strict=True):
@@ -68,4 +72,6 @@ class OnlineFeatureReader:
                     kind = proto.WhichOneof("val") if proto is not None else None
                     if kind is not None:
                         values[i, column] = getattr(proto, kind)
+            if misses and self.missing is not None:
+                self.missing.labels(part.view.name).inc(misses)
         return values, found

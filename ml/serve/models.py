@@ -90,8 +90,13 @@ def resolve_version(model_name: str, ref: str):
 
 def load_model(model_name: str, ref: str, features: list[str]) -> LoadedModel:
     """Resolve ``ref``, check governance, load the model for fast numpy scoring."""
-    version = resolve_version(model_name, ref)
+    return load_version(resolve_version(model_name, ref), features)
+
+
+def load_version(version: Any, features: list[str]) -> LoadedModel:
+    """Check governance for a resolved registry ``version`` and load it for scoring."""
     ensure_servable(version)
+    model_name = version.name
     uri = f"models:/{model_name}/{version.version}"
     estimator, is_sklearn = _load(uri)
     fast = None

@@ -3,13 +3,16 @@
 Per request this does one salted hash, one online-store read per feature view, one
 ``predict_proba`` on a (1, n) float array (no pandas DataFrame: it cost more than the model,
 see docs/serving.md), and enqueues the log record and any shadow copies to background threads.
-The policy file is polled once a second and swapped in whole, so a rollout decision takes
-effect without a restart.
+The policy file is polled once a second (by content, so kubelet's symlink swap of a mounted
+ConfigMap is seen) and the registry aliases every few seconds; the new state is swapped in
+whole, so a rollout decision or a promotion takes effect without a restart. With no servable
+live variant (a fresh platform has no champion) the predictor is not ready and refuses to score.
 """
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
+import logging
 import threading
 import time
 import uuid
@@ -27,6 +30,8 @@ from ml.serve.schemas import ScoreRequest
 from ml.serve.shadow import ShadowRunner
 from ml.serve.traffic import Router, TrafficPolicy
 
+log = logging.getLogger(__name__)
+
 
 class UnknownCustomer(LookupError):
     """The feature store knows none of the customer's features."""
@@ -37,12 +42,16 @@ class UnknownCustomer(LookupError):
         super().__init__(f"customer_id {customer_ids[0]} not found in the feature store")
 
 
+class NotReady(RuntimeError):
+    """No live variant of the policy has a servable model (yet)."""
+
+
 @dataclass(frozen=True)
 class _State:
     policy: TrafficPolicy
-    router: Router
-    models: dict[str, LoadedModel]  # live variants
-    fallback: str  # variant that answers when another one fails
+    router: Router | None  # None: nothing servable
+    models: dict[str, LoadedModel]  # live variants that are loaded
+    fallback: str | None  # variant that answers when another one fails
 
 
 class Predictor:
@@ -67,7 +76,8 @@ class Predictor:
         self.n_store = len(reader.names)
         self.feature_names = [*reader.names, *self.request_fields]
         self._state = _make_state(policy, models)
-        self._loader: Any = None
+        self.skipped: dict[str, str] = {}
+        self._exported: set[tuple[str, str, str]] = set()
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
         self._export_model_info()
@@ -78,8 +88,28 @@ class Predictor:
         """Score one request; raises :class:`UnknownCustomer` for an unknown entity."""
         return self.predict_many([request])[0]
 
+    @property
+    def ready(self) -> bool:
+        """Whether a live variant can answer (``/readyz``)."""
+        return self._state.router is not None
+
+    def not_ready_reason(self) -> str:
+        skipped = "; ".join(f"{n}: {why}" for n, why in self.skipped.items())
+        return f"no servable live variant ({skipped or 'none configured'})"
+
+    def count_errors(self, customer_ids: Sequence[int], code: str) -> None:
+        """Count client-visible failures under the variant the sticky router assigns each id."""
+        if not self.metrics:
+            return
+        router = self._state.router
+        counter = self.metrics["mlops_request_errors"]
+        for customer_id in customer_ids:
+            counter.labels(router.assign(customer_id) if router else "none", code).inc()
+
     def predict_many(self, requests: Sequence[ScoreRequest]) -> list[dict]:
         """Score requests, all or none: raises :class:`UnknownCustomer` naming the unknown."""
+        if not self.ready:
+            raise NotReady(self.not_ready_reason())
         values, found = self.reader.read([r.customer_id for r in requests])
         if not found.all():
             missing = [i for i, ok in enumerate(found) if not ok]
@@ -88,6 +118,8 @@ class Predictor:
 
     def predict_each(self, requests: Sequence[ScoreRequest]) -> list[dict | UnknownCustomer]:
         """Score independent requests together; unknown customers get an error each."""
+        if not self.ready:
+            raise NotReady(self.not_ready_reason())
         values, found = self.reader.read([r.customer_id for r in requests])
         known = [i for i, ok in enumerate(found) if ok]
         answers = iter(self._score([requests[i] for i in known], values[known]) if known else [])
@@ -99,6 +131,8 @@ class Predictor:
     def _score(self, requests: Sequence[ScoreRequest], values: np.ndarray) -> list[dict]:
         start = time.perf_counter()
         state = self._state
+        if state.router is None:  # the models were withdrawn since the caller checked
+            raise NotReady(self.not_ready_reason())
         ids = [r.customer_id for r in requests]
         rows = np.empty((len(requests), len(self.feature_names)))
         rows[:, : self.n_store] = values
@@ -136,7 +170,7 @@ class Predictor:
             try:
                 scores = model.score(rows[idx])
             except Exception as error:  # a failing variant must not fail the request
-                if variant == state.fallback:
+                if state.fallback is None or variant == state.fallback:
                     raise
                 self._failed(variant, model, error, rows, idx, requests)
                 model = state.models[state.fallback]
@@ -193,29 +227,81 @@ class Predictor:
     def policy(self) -> TrafficPolicy:
         return self._state.policy
 
-    def apply_policy(self, policy: TrafficPolicy, models: dict[str, LoadedModel]) -> None:
+    def apply_policy(
+        self,
+        policy: TrafficPolicy,
+        models: dict[str, LoadedModel],
+        shadow_models: dict[str, LoadedModel] | None = None,
+    ) -> None:
         """Swap in a new policy and its live models in one assignment (atomic for readers)."""
         self._state = _make_state(policy, models)
         if self.shadows is not None:
+            if shadow_models is not None:
+                self.shadows.models = shadow_models
             self.shadows.policy_changed(policy)
         self._export_model_info()
 
-    def watch(self, path: Path, loader, every_s: float = 1.0) -> None:
-        """Poll ``path`` and apply it when it changes; ``loader(policy)`` loads its models."""
-        self._loader = loader
+    def report_skipped(self, skipped: dict[str, str]) -> None:
+        """Log (on change) and export the variants that have no servable model."""
+        if skipped != self.skipped:
+            for name, why in skipped.items():
+                log.warning("variant %s skipped: %s", name, why)
+        self.skipped = skipped
+        if self.metrics:
+            gauge = self.metrics["mlops_variant_available"]
+            for name in self.skipped:
+                gauge.labels(name).set(0)
+            for name in self._state.models:
+                gauge.labels(name).set(1)
+
+    def refresh(self, policy: TrafficPolicy, loader) -> bool:
+        """Re-resolve ``policy``'s models with ``loader``; apply if anything changed."""
+        live, shadow_models, skipped = loader(policy, self._state.models)
+        state = self._state
+        current = {n: m.version for n, m in state.models.items()}
+        shadows = self.shadows.models if self.shadows is not None else {}
+        changed = (
+            policy != state.policy
+            or current != {n: m.version for n, m in live.items()}
+            or {n: m.version for n, m in shadows.items()}
+            != {n: m.version for n, m in shadow_models.items()}
+        )
+        if changed:
+            self.apply_policy(policy, live, shadow_models)
+            log.info("serving %s", {n: m.version for n, m in live.items()} or "nothing")
+        self.report_skipped(skipped)
+        return changed
+
+    def watch(self, path: Path, loader, policy_every_s: float = 1.0, models_every_s: float = 5.0):
+        """Follow ``path`` and the registry in a daemon thread; apply what changes.
+
+        The file is compared by content, not mtime: kubelet updates a mounted ConfigMap by
+        swapping the ``..data`` symlink, which leaves the path's own mtime unchanged.
+        ``loader(policy, current_models) -> (live, shadows, skipped)`` resolves the aliases.
+        """
+
+        initial = _digest(path)  # now, not in the thread: an edit right after must be seen
 
         def run() -> None:
-            seen = _mtime(path)
-            while not self._stop.wait(every_s):
-                now = _mtime(path)
-                if now == seen:
+            seen, next_models = initial, time.monotonic() + models_every_s
+            while not self._stop.wait(policy_every_s):
+                digest = _digest(path)
+                due = time.monotonic() >= next_models
+                if digest == seen and not due:
                     continue
-                seen = now
-                with contextlib.suppress(Exception):  # a bad file keeps the last good policy
-                    from ml.serve.traffic import load_policy
+                try:
+                    policy = self.policy
+                    if digest != seen:
+                        from ml.serve.traffic import load_policy
 
-                    policy = load_policy(path)
-                    self.apply_policy(policy, loader(policy, self._state.models))
+                        policy = load_policy(path)
+                    self.refresh(policy, loader)
+                    seen = digest
+                except Exception as error:  # a bad file or a registry outage keeps the last state
+                    log.warning("policy/model refresh failed: %s", error)
+                    seen = digest  # do not retry a bad file every second; the next edit will do
+                if due:
+                    next_models = time.monotonic() + models_every_s
 
         self._poller = threading.Thread(target=run, name="policy-watch", daemon=True)
         self._poller.start()
@@ -231,8 +317,14 @@ class Predictor:
         if not self.metrics:
             return
         gauge = self.metrics["mlops_model_info"]
-        for variant, model in self._state.models.items():
-            gauge.labels(variant, model.name, model.version).set(1)
+        now = {(v, m.name, m.version) for v, m in self._state.models.items()}
+        # A swapped-out version must stop reporting 1. Set it to 0 rather than removing it:
+        # in BentoML's multiprocess mode a removed label keeps its last value in the shared file.
+        for labels in self._exported - now:
+            gauge.labels(*labels).set(0)
+        for labels in now:
+            gauge.labels(*labels).set(1)
+        self._exported = now
 
 
 def features_dict(names: list[str], row: np.ndarray) -> dict[str, float | None]:
@@ -241,22 +333,22 @@ def features_dict(names: list[str], row: np.ndarray) -> dict[str, float | None]:
 
 
 def _make_state(policy: TrafficPolicy, models: dict[str, LoadedModel]) -> _State:
-    live = policy.live_variants()
-    missing = [v for v in live if v not in models]
-    if missing:
-        raise ValueError(f"no model loaded for live variants {missing}")
-    if policy.canary is not None:
+    """Route over the live variants that have a model; the skipped ones' share goes to them."""
+    weights = {n: w for n, w in policy.effective_weights().items() if w > 0 and n in models}
+    if not weights:
+        return _State(policy, None, {}, None)
+    total = sum(weights.values())
+    router = Router(policy.salt, {n: w / total for n, w in weights.items()})
+    if policy.canary is not None and policy.canary.baseline in weights:
         fallback = policy.canary.baseline
     else:
-        weights = policy.effective_weights()
-        fallback = max(live, key=lambda v: weights[v])
-    if fallback not in models:
-        fallback = live[0]
-    return _State(policy, policy.router(), {v: models[v] for v in live}, fallback)
+        fallback = max(weights, key=lambda v: weights[v])
+    return _State(policy, router, {v: models[v] for v in weights}, fallback)
 
 
-def _mtime(path: Path) -> float:
+def _digest(path: Path) -> bytes:
+    """Hash of the file's content (follows symlinks); empty when it cannot be read."""
     try:
-        return path.stat().st_mtime_ns
+        return hashlib.blake2b(path.read_bytes(), digest_size=16).digest()
     except OSError:
-        return -1.0
+        return b""

@@ -7,12 +7,15 @@ differ only in their environment.
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ml.serve.models import LoadedModel, load_model
+from contract.env import POD_NAME
+from ml.serve.models import LoadedModel, ensure_servable, load_version, resolve_version
 from ml.serve.traffic import TrafficPolicy, load_policy, policy_path
 from ml.settings import Settings
 
@@ -38,6 +41,16 @@ class ServingOptions(BaseSettings):
     serving_workers: int = Field(2, ge=1, le=64, description="Server worker processes.")
     serving_threads: int = Field(4, ge=1, le=256, description="Threads per worker.")
     policy_poll_s: float = Field(1.0, gt=0, description="How often the policy file is checked.")
+    model_poll_s: float = Field(
+        5.0, gt=0, description="How often registry aliases are re-resolved (model swaps)."
+    )
+    log_batch_records: int = Field(
+        5000, ge=1, description="Prediction-log records per shipped batch (object store)."
+    )
+    log_batch_s: float = Field(30.0, gt=0, description="Longest a batch waits to be shipped.")
+    log_spool_bytes: int = Field(
+        128 * 2**20, ge=2**20, description="Cap of unshipped prediction-log bytes on local disk."
+    )
 
 
 def prediction_log_path(settings: Settings, options: ServingOptions | None = None) -> Path:
@@ -51,27 +64,71 @@ def load_models(
     features: list[str],
     loaded: dict[str, LoadedModel] | None = None,
     shadows: bool = False,
-) -> dict[str, LoadedModel]:
-    """Load the live variants' (or the shadows') models, reusing already-loaded versions."""
-    loaded = loaded or {}
-    by_version = {m.version: m for m in loaded.values()}
+) -> tuple[dict[str, LoadedModel], dict[str, str]]:
+    """Load the live variants' (or the shadows') models, reusing already-loaded versions.
+
+    Every ref is resolved again (an alias may have moved), and only versions governance allows
+    are served. A variant that cannot be served (alias unset, not approved, registry down) is
+    skipped: the router gives its share to the others.
+
+    Returns:
+        The loaded models by variant, and the skipped variants with the reason.
+    """
+    by_version = {m.version: m for m in (loaded or {}).values()}
     specs = (
         {s.name: s.model for s in policy.shadows}
         if shadows
         else {n: policy.variants[n].model for n in policy.live_variants()}
     )
-    models = {}
+    models: dict[str, LoadedModel] = {}
+    skipped: dict[str, str] = {}
     for name, ref in specs.items():
-        from ml.serve.models import ensure_servable, resolve_version
+        try:
+            version = resolve_version(model_name, ref)
+            ensure_servable(version)  # governance may have withdrawn a loaded version since
+            model = by_version.get(str(version.version)) or load_version(version, features)
+        except Exception as error:  # a variant that fails is skipped, not fatal
+            skipped[name] = str(error).splitlines()[0] if str(error) else type(error).__name__
+            continue
+        models[name] = by_version[model.version] = model
+    return models, skipped
 
-        version = resolve_version(model_name, ref)
-        if str(version.version) in by_version:
-            ensure_servable(version)  # governance may have withdrawn it since
-            models[name] = by_version[str(version.version)]
-        else:
-            models[name] = load_model(model_name, ref, features)
-            by_version[models[name].version] = models[name]
-    return models
+
+def configure_mlflow(settings: Settings) -> None:
+    """Point this process's MLflow client at ``MLOPS_MLFLOW_TRACKING_URI`` when it is set.
+
+    Credentials (``MLFLOW_TRACKING_USERNAME``/``PASSWORD``) are read by the client itself.
+    """
+    if settings.mlflow_tracking_uri:
+        import mlflow
+
+        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+        mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+
+
+def open_feature_store(settings: Settings):
+    """The Feast store (the cluster's mounted config in a pod: see ``config_file``)."""
+    from ml.features.store import open_store
+
+    return open_store(settings.feature_repo_dir)
+
+
+def open_prediction_log(settings: Settings, options: ServingOptions, metrics: dict | None):
+    """Ship batches to the reports bucket when one is configured, else append to a local file."""
+    from ml import objectstore
+    from ml.serve.prediction_log import PredictionLog, ShippingPredictionLog
+
+    if not objectstore.configured("reports"):
+        return PredictionLog(prediction_log_path(settings, options))
+    return ShippingPredictionLog(
+        objectstore.Bucket.for_role("reports"),
+        settings.build / "serving" / "spool",
+        pod=os.environ.get(POD_NAME, "").strip() or socket.gethostname(),
+        batch_records=options.log_batch_records,
+        batch_s=options.log_batch_s,
+        max_spool_bytes=options.log_spool_bytes,
+        metrics=metrics,
+    )
 
 
 def build_predictor(
@@ -82,18 +139,23 @@ def build_predictor(
     metrics: bool = True,
     watch: bool = False,
 ):
-    """A ready predictor: policy, loaded models, Feast reader, prediction log, shadows.
+    """A predictor: policy, loaded models, Feast reader, prediction log, shadows.
+
+    It may start with no servable live variant (a fresh platform has no champion): it then
+    reports not ready until one appears. With ``watch`` a background thread follows the policy
+    file and the registry aliases and swaps models without a restart.
 
     Args:
         settings: Where the feature repo is, the model name and feature service.
         policy: The traffic policy (default: read from ``MLOPS_TRAFFIC_POLICY`` / traffic.yaml).
-        log_path: Prediction log file (default: :func:`prediction_log_path`).
-        store: An open Feast ``FeatureStore`` (default: open ``settings.feature_repo_dir``).
+        log_path: Local prediction log file (default: the object store when a reports bucket
+            is configured, else :func:`prediction_log_path`).
+        store: An open Feast ``FeatureStore`` (default: :func:`open_feature_store`).
         metrics: Export Prometheus metrics from :func:`ml.metrics.registry`.
-        watch: Poll the policy file and apply changes (the server does; tests usually don't).
+        watch: Follow the policy file and the aliases (the server does; tests usually don't).
     """
     from ml.config import load_pipeline_config
-    from ml.features.store import model_features, open_store
+    from ml.features.store import model_features
     from ml.metrics import registry
     from ml.serve.features import OnlineFeatureReader
     from ml.serve.prediction_log import PredictionLog
@@ -101,24 +163,29 @@ def build_predictor(
     from ml.serve.shadow import ShadowRunner
 
     options = ServingOptions()
+    configure_mlflow(settings)
     path = options.traffic_policy or policy_path()
     policy = policy or load_policy(path)
     model_name = policy.model_name or settings.model_name
     features = model_features(settings.feature_service)
-    store = store or open_store(settings.feature_repo_dir)
-    reader = OnlineFeatureReader(store, settings.feature_service)
-    threshold = load_pipeline_config().decision_threshold
-    log = PredictionLog(log_path or prediction_log_path(settings, options))
     metric_map = registry()[1] if metrics else None
-    live = load_models(policy, model_name, features)
-    shadow_models = load_models(policy, model_name, features, live, shadows=True)
+    reader = OnlineFeatureReader(
+        store or open_feature_store(settings), settings.feature_service, metric_map
+    )
+    threshold = load_pipeline_config().decision_threshold
+    log = (
+        PredictionLog(log_path) if log_path else open_prediction_log(settings, options, metric_map)
+    )
+
+    def loader(new: TrafficPolicy, current: dict[str, LoadedModel]):
+        live, skipped = load_models(new, model_name, features, current)
+        shadow_models, shadow_skipped = load_models(new, model_name, features, live, shadows=True)
+        return live, shadow_models, {**skipped, **shadow_skipped}
+
+    live, shadow_models, skipped = loader(policy, {})
     runner = ShadowRunner(shadow_models, policy, threshold, features, log, metric_map)
     predictor = Predictor(policy, live, reader, threshold, log, runner, metric_map)
+    predictor.report_skipped(skipped)
     if watch:
-
-        def reload(new: TrafficPolicy, current: dict[str, LoadedModel]):
-            runner.models = load_models(new, model_name, features, current, shadows=True)
-            return load_models(new, model_name, features, current)
-
-        predictor.watch(path, reload, options.policy_poll_s)
+        predictor.watch(path, loader, options.policy_poll_s, options.model_poll_s)
     return predictor

@@ -70,6 +70,7 @@ def start_server(
     log_path: Path | None = None,
     env: dict[str, str] | None = None,
     timeout_s: float = 120.0,
+    wait_for: str = "/readyz",
 ) -> Iterator[str]:
     """Run the scoring server as a local process; yield its base URL; stop it on exit.
 
@@ -84,6 +85,8 @@ def start_server(
         log_path: Prediction log (default: ``<build>/serving/predictions.jsonl``).
         env: Extra environment variables for the server (e.g. ``MLOPS_REQUIRE_APPROVAL``).
         timeout_s: How long to wait for readiness.
+        wait_for: The probe that must answer 200 before this yields (``/livez`` to start a
+            server that has no champion yet and is expected to stay not ready).
 
     Yields:
         The base URL, e.g. ``http://127.0.0.1:3055``.
@@ -113,14 +116,16 @@ def start_server(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, process, server_log, timeout_s)
+        wait_ready(url, process, server_log, timeout_s, wait_for)
         yield url
     finally:
         stop_process_group(process)
 
 
-def wait_ready(url: str, process: subprocess.Popen, log: Path, timeout_s: float) -> None:
-    """Poll ``/readyz`` until 200; fail with the log's last line if the process dies."""
+def wait_ready(
+    url: str, process: subprocess.Popen, log: Path, timeout_s: float, probe: str = "/readyz"
+) -> None:
+    """Poll ``probe`` until 200; fail with the log's last line if the process dies."""
     import httpx
 
     deadline = time.monotonic() + timeout_s
@@ -131,7 +136,7 @@ def wait_ready(url: str, process: subprocess.Popen, log: Path, timeout_s: float)
                 f"see {log}",
             )
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{probe}", timeout=2).status_code == 200:
                 return
         time.sleep(0.3)
     raise ServiceUnavailable(

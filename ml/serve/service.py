@@ -2,10 +2,13 @@
 
 Run it with ``mlops serve start`` (or ``bentoml serve ml.serve.service:CreditRiskService``).
 Each worker process builds its own :class:`~ml.serve.predictor.Predictor` from the environment
-(``MLOPS_*``, ``MLFLOW_TRACKING_URI``). Input validation is BentoML's pydantic validation of
-:mod:`ml.serve.schemas` (400 with the field's location); an unknown customer is a 404 naming
-``customer_id``; anything unexpected inside the predictor is reported as a 500 and counted, so
-a fuzzing test can prove there are none.
+(``MLOPS_*``; MLflow from ``MLOPS_MLFLOW_TRACKING_URI``). Until a live variant has a servable
+model (a fresh platform has no champion) ``/readyz`` answers 503 and scoring answers 503; the
+predictor's poller picks the model up without a restart. Input validation is BentoML's
+pydantic validation of :mod:`ml.serve.schemas` (400 with the field's location); an unknown
+customer is a 404 naming ``customer_id``; anything unexpected inside the predictor is reported
+as a 500 and counted, so a fuzzing test can prove there are none. Client-visible errors are
+counted in ``mlops_request_errors_total{variant, code}`` under the variant the router assigns.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import gc
 import os
 
 import bentoml
-from bentoml.exceptions import NotFound
+from bentoml.exceptions import NotFound, ServiceUnavailable
 
 from ml.serve.schemas import BatchRequest, BatchResponse, ScoreRequest, ScoreResponse
 
@@ -56,6 +59,10 @@ class CreditRiskService:
         gc.collect()
         gc.freeze()
 
+    def __is_ready__(self) -> bool:
+        """``/readyz``: 200 once a live variant has a servable model, 503 before."""
+        return self.predictor.ready
+
     @bentoml.on_shutdown
     def close(self) -> None:
         """Flush the prediction log and stop the background threads."""
@@ -65,8 +72,18 @@ class CreditRiskService:
     async def predict(self, **fields) -> ScoreResponse:
         """Score one loan application (features for ``customer_id`` come from Feast)."""
         request = ScoreRequest.model_construct(**fields)  # already validated by BentoML
-        answer = await self.batcher.submit(request)
+        from ml.serve.predictor import NotReady
+
+        self._require_ready()
+        try:
+            answer = await self.batcher.submit(request)
+        except NotReady as error:  # the models were withdrawn while the request waited
+            raise ServiceUnavailable(str(error)) from None
+        except Exception:
+            self.predictor.count_errors([request.customer_id], "500")
+            raise
         if isinstance(answer, LookupError):
+            self.predictor.count_errors([request.customer_id], "404")
             msg = f"customer_id {request.customer_id}: not found in the feature store"
             raise NotFound(msg)
         return ScoreResponse.model_construct(**answer)
@@ -74,17 +91,28 @@ class CreditRiskService:
     @bentoml.api(route="/predict_batch", input_spec=BatchRequest, output_spec=BatchResponse)
     def predict_batch(self, requests: list[ScoreRequest]) -> BatchResponse:
         """Score up to MAX_BATCH (256) applications in one call."""
-        from ml.serve.predictor import UnknownCustomer
+        from ml.serve.predictor import NotReady, UnknownCustomer
 
+        self._require_ready()
         try:
             answers = self.predictor.predict_many(requests)
         except UnknownCustomer as error:
+            self.predictor.count_errors(error.customer_ids, "404")
             where = ", ".join(
                 f"requests[{i}].customer_id={c}"
                 for i, c in zip(error.positions[:5], error.customer_ids[:5], strict=False)
             )
             raise NotFound(f"not found in the feature store: {where}") from None
+        except NotReady as error:
+            raise ServiceUnavailable(str(error)) from None
+        except Exception:
+            self.predictor.count_errors([r.customer_id for r in requests], "500")
+            raise
         return BatchResponse(predictions=[ScoreResponse.model_construct(**a) for a in answers])
+
+    def _require_ready(self) -> None:
+        if not self.predictor.ready:
+            raise ServiceUnavailable(self.predictor.not_ready_reason())
 
 
 class LoopBatcher:

@@ -99,6 +99,7 @@ class ShadowRunner:
             if model is None or not picked:
                 continue
             start = time.perf_counter()
+            scores: list | np.ndarray
             try:
                 scores, error = model.score(rows[picked]), None
             except Exception as exc:  # a broken shadow is a finding, not an outage

@@ -12,7 +12,7 @@ from infra.render import SECRET
 
 EXPECTED_LOCAL = {
     # kind: names that must exist (the "Done when" list for the local stack)
-    "Deployment": {"mlflow-server", "feast-server", "serving-champion", "serving-challenger"},
+    "Deployment": {"mlflow-server", "feast-server", "serving"},
     "CronJob": {"feast-materialize", "monitoring-drift", "pipeline-retrain"},
     "PrometheusRule": {"monitoring-rules"},
 }
