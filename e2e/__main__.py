@@ -162,8 +162,7 @@ def _exprs(node) -> Iterator[str]:
 
 
 def main() -> int:
-    from e2e import backing as backing_mod
-    from e2e import images, ksm, podman
+    from e2e import build, ksm, podman, standins
     from e2e.kubelet import Cluster
     from e2e.loop import latencies, run_loop
     from e2e.session import Prometheus, Session
@@ -198,9 +197,8 @@ def main() -> int:
         podman.remove_all()
         cache = BUILD / "cache"
         progress("images (stand-in bases, then the two first-party images)")
-        images.base_images(cache)
-        built = images.first_party_images(ROOT, cache)
-        services_ref = images.services_image(cache)
+        built = build.first_party_images(ROOT, cache)
+        services_ref = build.services_image(ROOT, cache)
         progress("render local stack (secrets revealed)")
         render("local", BUILD / "render", reveal=True)
         objects = load(BUILD / "render")
@@ -210,7 +208,7 @@ def main() -> int:
             raise AssertionError("; ".join(facts["problems"]))
         podman.ensure_network()
         progress("backing services")
-        backing = backing_mod.start(objects, BUILD, services_ref)
+        backing = standins.start(objects, BUILD, services_ref)
         stack = stack_config("local")
         image_map = {
             stack["mlops:mlImage"]: built["ml"],

@@ -125,10 +125,7 @@ def registry_versions(cluster) -> dict[str, dict]:
             versions = approvals.status(MODEL)
         except MlflowException:  # no registered model yet
             return {}
-        return {
-            str(v.version): {"status": v.status, "aliases": v.aliases}
-            for v in versions
-        }
+        return {str(v.version): {"status": v.status, "aliases": v.aliases} for v in versions}
 
 
 def newest_version(cluster) -> str:
