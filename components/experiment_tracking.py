@@ -14,6 +14,7 @@ from components.types import Backends, Cluster, ScrapeTarget, SecretRef
 APP = "mlflow"
 PORT = 5000
 ADMIN_USER = "admin"
+FLASK_KEY = "flask_secret_key"
 # MLflow's basic-auth app reads this file; it holds the admin password and the database URL, so
 # it lives in a Secret mounted read-only. New users get no access until granted.
 _AUTH_INI = """[mlflow]
@@ -74,7 +75,18 @@ class ExperimentTracking(pulumi.ComponentResource):
                 database_url=v[0], admin_user=ADMIN_USER, admin_password=v[1]
             )
         )
-        auth = kube.secret(f"{name}-auth", cluster, APP, {"basic_auth.ini": auth_ini}, child)
+        # The basic-auth app signs CSRF tokens with this key; MLflow refuses to start without
+        # one, and every replica must share it.
+        flask_key = random.RandomPassword(
+            f"{name}-flask-secret-key", length=48, special=False, opts=child
+        )
+        auth = kube.secret(
+            f"{name}-auth",
+            cluster,
+            APP,
+            {"basic_auth.ini": auth_ini, FLASK_KEY: flask_key.result},
+            child,
+        )
 
         hosts = _allowed_hosts(server, cluster.namespace, args.ingress_host)
         artifacts = pulumi.Output.concat("s3://", backends.object_store.buckets["artifacts"], "/")
@@ -95,6 +107,7 @@ class ExperimentTracking(pulumi.ComponentResource):
             env=[
                 backends.database.env("MLFLOW_BACKEND_STORE_URI"),
                 {"name": "MLFLOW_AUTH_CONFIG_PATH", "value": "/etc/mlflow/basic_auth.ini"},
+                SecretRef(auth.metadata["name"], FLASK_KEY).env("MLFLOW_FLASK_SERVER_SECRET_KEY"),
                 *backends.object_store.env(APP, bucket_names=False),
             ],
             ports=[{"name": "http", "containerPort": PORT}],
@@ -159,7 +172,7 @@ class ExperimentTracking(pulumi.ComponentResource):
 
 # Prometheus scrapes each pod at its IP, so the Host header is ``<pod IP>:5000``; pod IPs are
 # private addresses on every platform we target (kind 10.244/16, EKS VPC CIDRs). MLflow's own
-# default allow-list admits the same private ranges; names that resolve publicly stay refused, which
+# default allow-list admits the same private ranges; public names stay refused, which
 # is what the check is for (DNS rebinding).
 PRIVATE_IP_HOSTS = ("10.*", "192.168.*", *(f"172.{i}.*" for i in range(16, 32)))
 

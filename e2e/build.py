@@ -153,6 +153,7 @@ def base_images(cache: Path, root: Path) -> dict[str, str]:
 def first_party_images(root: Path, cache: Path) -> dict[str, str]:
     """``{"ml": ref, "serving": ref}`` built from the committed Dockerfiles (reused if built)."""
     bases = base_images(cache, root)
+    cache.mkdir(parents=True, exist_ok=True)
     uv_toml = cache / "uv.toml"
     uv_toml.write_text("native-tls = true\n")  # uv trusts the system CA bundle mounted below
     refs = {}

@@ -21,3 +21,12 @@ from components.experiment_tracking import PORT, _allowed_hosts
 def test_host_header_check(host: str, allowed: bool) -> None:
     hosts = _allowed_hosts("mlflow-server", "mlops", None)
     assert is_allowed_host_header(hosts, host) is allowed
+
+
+def test_mlflow_gets_a_generated_flask_secret_key(rendered) -> None:
+    """MLflow's basic-auth app refuses to start without MLFLOW_FLASK_SERVER_SECRET_KEY."""
+    (server,) = [
+        d for d in rendered.kinds("Deployment") if d["metadata"]["name"] == "mlflow-server"
+    ]
+    env = {e["name"]: e for e in server["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "secretKeyRef" in env["MLFLOW_FLASK_SERVER_SECRET_KEY"]["valueFrom"]
