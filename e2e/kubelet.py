@@ -22,6 +22,7 @@ import base64
 import contextlib
 import json
 import os
+import shutil
 import time
 import urllib.error
 import urllib.request
@@ -90,6 +91,9 @@ class Cluster:
         self.jobs: dict[str, JobResult] = {}
         self.readiness: dict[str, dict] = {}
         self._counter = 0
+        # Pod names repeat across runs: start from empty volumes and logs, as new pods do.
+        for folder in ("pods", "logs", "clients"):
+            shutil.rmtree(work / folder, ignore_errors=True)
         (work / "logs").mkdir(parents=True, exist_ok=True)
 
     # --- objects -------------------------------------------------------------------------------

@@ -28,7 +28,8 @@ DATA_NS = "mlops-data"
 POSTGRES_SCRIPT = r"""set -eu
 D=/tmp/pgdata
 B=$(ls -d /usr/lib/postgresql/*/bin | tail -n1)
-$B/initdb -D $D -U postgres -E UTF8 --locale=C --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+$B/initdb -D $D -U postgres -E UTF8 --locale=C --auth-local=trust \
+  --auth-host=scram-sha-256 >/dev/null
 cd $D
 openssl req -x509 -newkey rsa:2048 -nodes -keyout server.key -out server.crt -days 2 \
   -subj "/CN=postgres-rw.mlops-data.svc.cluster.local" 2>/dev/null

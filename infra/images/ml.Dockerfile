@@ -39,8 +39,10 @@ COPY ml ./ml
 COPY components ./components
 COPY contract ./contract
 COPY infra ./infra
+# --reinstall-package: uv caches the project's built wheel by its version, so without it a
+# rebuild with the cache mount would install yesterday's code (seen in the e2e).
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-editable
+    uv sync --frozen --no-dev --no-editable --reinstall-package mlops-blueprint
 
 FROM python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d AS runtime
 ARG REVISION=unknown
