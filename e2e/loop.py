@@ -117,13 +117,12 @@ def review_and_promote(cluster, version: str) -> None:
 def registry_versions(cluster) -> dict[str, dict]:
     """version -> {status, aliases} as the MLflow server reports them (host-side client)."""
     with cluster.host_mlflow():
-        from mlflow.exceptions import MlflowException
-
+        from ml.errors import UserError
         from ml.governance import approvals
 
         try:
             versions = approvals.status(MODEL)
-        except MlflowException:  # no registered model yet
+        except UserError:  # no registered model yet
             return {}
         return {str(v.version): {"status": v.status, "aliases": v.aliases} for v in versions}
 
