@@ -59,7 +59,8 @@ class OnlineFeatureReader:
                 config=self.store.config,
                 table=part.view,
                 entity_keys=keys,
-                requested_features=part.names,
+                # a copy: Feast's Redis store appends its timestamp key to the list it is given
+                requested_features=list(part.names),
             )
             misses = 0
             for i, (_, data) in enumerate(rows):
