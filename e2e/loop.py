@@ -188,6 +188,17 @@ def step_serving_ready(cluster, state: LoopState) -> None:
 
 
 def step_live_traffic(cluster, state: LoopState) -> None:
+    """Every worker of every pod answers with the champion (warm-up 503s are counted)."""
+    probe = requests_from(state.notes["batch1"], 40)
+    warmup: list[dict] = []
+
+    def all_answered() -> bool:
+        result = send(cluster, probe)
+        warmup.append(result["codes"])
+        return result["codes"].get("200", 0) == len(probe)
+
+    wait_for("every serving worker answering", all_answered, timeout_s=180, every_s=5)
+    state.notes["warmup_rounds"] = warmup
     bodies = requests_from(state.notes["batch1"], 400)
     result = send(cluster, bodies)
     ok = result["codes"].get("200", 0)
