@@ -35,8 +35,10 @@ class ExperimentTrackingArgs:
     replicas: int = 1
     ingress_host: str | None = None
     """Public host name; an Ingress is created only when set."""
+    # 4Gi: the server proxies artifact uploads (models, model cards) in two workers; at 2Gi the
+    # e2e saw it OOM-killed mid-training run.
     resources: security.Resources = field(
-        default_factory=lambda: security.Resources("250m", "512Mi", "2", "2Gi")
+        default_factory=lambda: security.Resources("250m", "1Gi", "2", "4Gi")
     )
 
 
