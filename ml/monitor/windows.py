@@ -74,7 +74,23 @@ def current(reports: Bucket, config: WindowConfig, now: datetime | None = None) 
         return pd.DataFrame()
     frame = pd.DataFrame([_flatten(r) for r in rows])
     frame = frame.drop_duplicates("request_id") if "request_id" in frame else frame
-    return frame.sort_values("timestamp").tail(config.max_records).reset_index(drop=True)
+    frame = frame.sort_values("timestamp").tail(config.max_records).reset_index(drop=True)
+    return _numeric(frame)
+
+
+_TEXT_COLUMNS = ("request_id", "timestamp", "model_version")
+
+
+def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
+    """Feature, score and id columns as numbers: JSON nulls make a column of ``None`` objects
+    (a feature no row had a value for), which the drift tests cannot compare (seen in the e2e).
+    """
+    import pandas as pd
+
+    for column in frame.columns:
+        if column not in _TEXT_COLUMNS:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame
 
 
 def parse_batch(data: bytes) -> list[dict[str, Any]]:

@@ -221,3 +221,20 @@ def test_quality_gauge_from_outcomes_known_in_the_offline_store(reports, feature
 
     assert result.exit_code == 0, result.output
     assert seen[0] is not None and seen[0].n == 300  # only outcomes known by now
+
+
+def test_a_feature_nobody_had_is_numeric_nan_and_drift_runs(reports):
+    """JSON nulls in every row must not make an object column the drift tests choke on."""
+    from ml.monitor.drift import DriftConfig, detect
+
+    frame = _scored(sample_window(300, seed=3), seed=3)
+    records = _records(frame, NOW - timedelta(minutes=5))
+    empty = FEATURE_COLUMNS[0]
+    for record in records:
+        record["features"][empty] = None
+    _ship(reports, "1-live", records)
+
+    window = current(reports, WindowConfig(max_records=300, max_age_s=3600), now=NOW)
+
+    assert window[empty].dtype.kind == "f" and window[empty].isna().all()
+    detect(_scored(sample_window(300, seed=4), seed=4), window, DriftConfig())
