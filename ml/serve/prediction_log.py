@@ -271,6 +271,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _complete_lines(text: str) -> list[str]:
+    """The newline-terminated lines of ``text``: a reader can catch a writer mid-``write``, and the
+    unterminated tail is then half a record that the next read will see whole."""
+    return text.split("\n")[:-1]
+
+
 def read_prediction_log(path: Path):
     """The log as a DataFrame (``timestamp`` parsed as UTC), one row per prediction.
 
@@ -286,7 +292,7 @@ def read_prediction_log(path: Path):
         from ml.errors import UserError
 
         raise UserError(f"no prediction log at {path}", "serve some requests first")
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in _complete_lines(path.read_text()) if line.strip()]
     frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601")
     frame["shadow"] = frame["shadow"].astype(bool)

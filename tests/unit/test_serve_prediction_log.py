@@ -83,3 +83,15 @@ def test_buffer_overflow_drops_instead_of_blocking(tmp_path):
     for i in range(8):
         log.write({"i": i})
     assert log.dropped == 3
+
+
+def test_a_reader_skips_the_half_written_last_line(tmp_path):
+    from ml.serve.prediction_log import PredictionLog, read_prediction_log
+
+    path = tmp_path / "log.jsonl"
+    log = PredictionLog(path)
+    log.write({"request_id": "a", "timestamp": "2026-01-01T00:00:00+00:00", "shadow": False})
+    log.close()
+    with path.open("a") as f:  # a writer caught mid-write by the reader
+        f.write('{"request_id": "b", "timestamp": "2026-01-0')
+    assert list(read_prediction_log(path)["request_id"]) == ["a"]
