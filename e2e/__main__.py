@@ -164,7 +164,7 @@ def _exprs(node) -> Iterator[str]:
 def main() -> int:
     from e2e import build, ksm, podman, standins
     from e2e.kubelet import Cluster
-    from e2e.loop import latencies, run_loop
+    from e2e.loop import LoopState, latencies, run_loop
     from e2e.session import Prometheus, Session
     from infra.render import stack_config
 
@@ -190,6 +190,7 @@ def main() -> int:
 
     cluster = None
     exporter = None
+    state = LoopState()
     try:
         progress("install check")
         install_check()
@@ -226,9 +227,7 @@ def main() -> int:
         backing.start_prometheus(config, rules)
         prometheus = Prometheus(backing.prometheus_url)
         session = Session(cluster, backing, prometheus)
-        state = run_loop(session, record)
-        summary["latencies"] = latencies(state)
-        summary["notes"] = {k: v for k, v in state.notes.items() if not k.startswith("batch")}
+        run_loop(session, record, state)
         summary["alerts_fired"] = sorted(prometheus.firing())
         summary["targets_down"] = prometheus.targets_down()
         summary["series_missing"] = sorted(watched_series(objects) - prometheus.series_names())
@@ -241,6 +240,8 @@ def main() -> int:
         progress(summary["status"])
         return 1
     finally:
+        summary["latencies"] = latencies(state)
+        summary["notes"] = {k: v for k, v in state.notes.items() if not k.startswith("batch")}
         if cluster is not None:
             summary["workloads"] = cluster.readiness
             cluster.save_logs()

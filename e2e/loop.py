@@ -386,9 +386,13 @@ STEPS: tuple[tuple[str, Callable[[Any, LoopState], None]], ...] = (
 )
 
 
-def run_loop(cluster, record: Callable[[str, bool, float, str], None]) -> LoopState:
-    """Run every step in order; stop at the first failure (later steps depend on it)."""
-    state = LoopState()
+def run_loop(
+    cluster, record: Callable[[str, bool, float, str], None], state: LoopState
+) -> LoopState:
+    """Run every step in order; stop at the first failure (later steps depend on it).
+
+    ``state`` is the caller's, so what the steps measured is reported even after a failure.
+    """
     for name, step in STEPS:
         start = time.monotonic()
         print(f"e2e: loop step {name} ...", flush=True)

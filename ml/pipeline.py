@@ -110,6 +110,32 @@ def train_and_gate(
     return TrainingOutcome(candidates, decisions, winner, lineage=lineage)
 
 
+def keep_fair_winner(
+    outcome: TrainingOutcome,
+    training_set: pd.DataFrame,
+    customers: pd.DataFrame,
+    settings: Settings,
+    config: PipelineConfig,
+) -> None:
+    """Make the winner the best gate-passing candidate that also passes the fairness gate.
+
+    Promotion requires both gates; registering a version the fairness gate will refuse only
+    gives the reviewers a version nobody may release. The candidates left out are named in
+    ``outcome.notes``; with none left, ``outcome.winner`` is None.
+    """
+    from ml.governance.model_card import fairness_gate_of
+
+    features = feature_store.model_features(settings.feature_service)
+    passed = [c for c in outcome.candidates if outcome.decisions[c.name].passed]
+    outcome.winner = None
+    for candidate in sorted(passed, key=lambda c: -c.metrics[config.gate.select_by]):
+        decision = fairness_gate_of(candidate.model, training_set, customers, features, settings)
+        if decision.passed:
+            outcome.winner = candidate
+            return
+        outcome.notes.append(f"{candidate.name} left out: fairness gate {decision.summary()}")
+
+
 def record_lineage(
     settings: Settings,
     ingested: Ingested,

@@ -210,7 +210,7 @@ def retrain_for_review(
     Returns:
         ``(decision, outcome)``; ``decision.new_version`` is the candidate, if any.
     """
-    from ml.pipeline import register_for_review
+    from ml.pipeline import keep_fair_winner, register_for_review
 
     model_name = settings.model_name
     champion = registry.alias_version(model_name, registry.CHAMPION)
@@ -218,13 +218,18 @@ def retrain_for_review(
     features = model_features(settings.feature_service)
     champion_metrics = _champion_on_holdout(model_name, training_set, features, config)
     outcome = train_and_gate(training_set, settings, config, lineage, champion_metrics)
+    keep_fair_winner(outcome, training_set, customers, settings, config)
     decision.gate_metrics = {
         "champion": champion_metrics,
         "candidates": {c.name: c.metrics for c in outcome.candidates},
         "gate": {name: d.summary() for name, d in outcome.decisions.items()},
     }
+    decision.gate_metrics["fairness"] = outcome.notes
     if outcome.winner is None:
-        decision.reason += " → no candidate beat the champion on the same recent data; kept it"
+        decision.reason += (
+            " → no candidate both beat the champion on the same recent data and passed the"
+            " fairness gate; kept it"
+        )
     else:
         decision.new_version = register_for_review(
             outcome, settings, training_set, customers

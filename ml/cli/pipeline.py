@@ -125,6 +125,7 @@ def _train_from_offline_store(settings, config) -> tuple[str, str | None]:
     from contract.objectstore import REFERENCE_KEY
     from ml.objectstore import Bucket
     from ml.pipeline import (
+        keep_fair_winner,
         offline_training_set,
         record_lineage,
         reference_window,
@@ -133,14 +134,18 @@ def _train_from_offline_store(settings, config) -> tuple[str, str | None]:
     )
 
     fresh = offline_training_set(settings)
+    customers = fresh.ingested.tables["customers"]
     outcome = train_and_gate(fresh.frame, settings, config, fresh.lineage)
+    keep_fair_winner(outcome, fresh.frame, customers, settings, config)
     record_lineage(settings, fresh.ingested, fresh.entities, fresh.frame, outcome)
+    for note in outcome.notes:
+        typer.echo(note)
     if outcome.winner is None:
-        typer.echo("no candidate passed the gate; nothing registered")
+        typer.echo(
+            "no candidate passed both the performance and the fairness gate; nothing registered"
+        )
         return "failed", "rejected_by_gate"
-    registered = register_for_review(
-        outcome, settings, fresh.frame, fresh.ingested.tables["customers"]
-    )
+    registered = register_for_review(outcome, settings, fresh.frame, customers)
     reference = reference_window(fresh.frame, outcome, settings, config)
     Bucket.for_role("reports").put_parquet(REFERENCE_KEY, reference)
     typer.echo(

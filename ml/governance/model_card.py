@@ -23,6 +23,7 @@ import pandas as pd
 import yaml
 
 from ml.errors import UserError
+from ml.evaluate import GateDecision
 from ml.governance import audit, explain, fairness
 from ml.governance.approvals import CARD_TAG, FAIRNESS_TAG, STATUS_TAG
 from ml.governance.config import GovernanceConfig, load_governance_config
@@ -125,19 +126,11 @@ def _registry_facts(model_name: str, version: str) -> dict[str, Any]:
 def _evaluate(facts, training_set, customers, features, threshold, settings, config) -> dict:
     import mlflow
 
-    from ml.config import load_pipeline_config
     from ml.evaluate import classification_metrics
-    from ml.train import LABEL, time_split
 
     model = mlflow.sklearn.load_model(f"models:/{facts['model_name']}/{facts['version']}")
-    train, holdout = time_split(training_set, load_pipeline_config().split.holdout_fraction)
-    protected = list(config.fairness.protected_attributes)
-    holdout = holdout.merge(customers[["customer_id", *protected]], on="customer_id", how="left")
-    y = holdout[LABEL].to_numpy().astype(int)
-    score = model.predict_proba(holdout[features])[:, 1]
-    report = fairness.fairness_report(
-        y, score, holdout[protected], config.fairness, threshold, seed=settings.seed
-    )
+    train, holdout = fairness_holdout(training_set, customers, config)
+    y, score, report = _scored_fairness(model, holdout, features, config, threshold, settings.seed)
     importance = explain.global_importance(
         model, holdout[features], y, config.explanations.permutation_repeats, settings.seed,
         config.explanations.top_features,
@@ -169,6 +162,52 @@ def _evaluate(facts, training_set, customers, features, threshold, settings, con
         "cases": cases,
         "features": features,
     }
+
+
+def fairness_holdout(
+    training_set: pd.DataFrame, customers: pd.DataFrame, config: GovernanceConfig
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The training set's time split, the holdout joined to the protected attributes."""
+    from ml.config import load_pipeline_config
+    from ml.train import time_split
+
+    train, holdout = time_split(training_set, load_pipeline_config().split.holdout_fraction)
+    protected = list(config.fairness.protected_attributes)
+    holdout = holdout.merge(customers[["customer_id", *protected]], on="customer_id", how="left")
+    return train, holdout
+
+
+def fairness_gate_of(
+    model,
+    training_set: pd.DataFrame,
+    customers: pd.DataFrame,
+    features: list[str],
+    settings: Settings,
+    config: GovernanceConfig | None = None,
+) -> GateDecision:
+    """The fairness gate a model's card would record, computed before it is registered.
+
+    Same holdout, threshold, bootstrap seed and bounds as :func:`write_model_card`, so a
+    pipeline can leave out a candidate the promotion gate would refuse.
+    """
+    from ml.config import load_pipeline_config
+
+    config = config or load_governance_config()
+    _, holdout = fairness_holdout(training_set, customers, config)
+    threshold = load_pipeline_config().decision_threshold
+    *_, report = _scored_fairness(model, holdout, features, config, threshold, settings.seed)
+    return fairness.fairness_gate(report, config.fairness)
+
+
+def _scored_fairness(model, holdout, features, config, threshold, seed):
+    """``(y, score, fairness report)`` of ``model`` on the joined holdout."""
+    from ml.train import LABEL
+
+    y = holdout[LABEL].to_numpy().astype(int)
+    score = model.predict_proba(holdout[features])[:, 1]
+    protected = holdout[list(config.fairness.protected_attributes)]
+    report = fairness.fairness_report(y, score, protected, config.fairness, threshold, seed=seed)
+    return y, score, report
 
 
 def slice_metrics(

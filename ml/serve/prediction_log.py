@@ -236,7 +236,7 @@ class ShippingPredictionLog:
         orphans: list[Path] = []
         for folder in self.spool.parent.glob(f"{self.pod}-*"):
             pid = folder.name.rsplit("-", 1)[-1]
-            if folder != self.spool and pid.isdigit() and not _alive(int(pid)):
+            if folder != self.spool and pid.isdigit() and not pid_alive(int(pid)):
                 orphans += folder.glob("*.jsonl")
         return sorted(orphans)
 
@@ -261,7 +261,8 @@ class ShippingPredictionLog:
             self.counter.labels("shipped").inc(n)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one owned by another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

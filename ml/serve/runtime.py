@@ -94,11 +94,19 @@ def load_models(
     return models, skipped
 
 
+SERVING_MLFLOW_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+
+
 def configure_mlflow(settings: Settings) -> None:
     """Point this process's MLflow client at ``MLOPS_MLFLOW_TRACKING_URI`` when it is set.
 
     Credentials (``MLFLOW_TRACKING_USERNAME``/``PASSWORD``) are read by the client itself.
+    The client's defaults (7 retries with exponential backoff, 120 s timeout) would hold the
+    alias poller for minutes while the registry is down; it polls again in seconds anyway,
+    so each call fails fast unless the deployment says otherwise.
     """
+    for variable, value in SERVING_MLFLOW_HTTP.items():
+        os.environ.setdefault(variable, value)
     if settings.mlflow_tracking_uri:
         import mlflow
 

@@ -51,7 +51,12 @@ class CreditRiskService:
 
         apply_process_defaults()
         threadpool_limits(1)
+        from ml.serve.readiness import WorkerReadiness
+
         self.predictor = build_predictor(get_settings(), watch=True)
+        workers = _env_int("MLOPS_SERVING_WORKERS", 2)
+        self.readiness = WorkerReadiness(workers, lambda: self.predictor.ready)
+        self.readiness.watch()
         self.batcher = LoopBatcher(self.predictor.predict_each)
         # Start-up leaves millions of long-lived objects (MLflow, Feast, BentoML, the model);
         # without this every full collection walks them all and stalls requests for tens of
@@ -60,12 +65,13 @@ class CreditRiskService:
         gc.freeze()
 
     def __is_ready__(self) -> bool:
-        """``/readyz``: 200 once a live variant has a servable model, 503 before."""
-        return self.predictor.ready
+        """``/readyz``: 200 once every worker has a servable model for a live variant."""
+        return self.readiness.all_ready()
 
     @bentoml.on_shutdown
     def close(self) -> None:
         """Flush the prediction log and stop the background threads."""
+        self.readiness.close()
         self.predictor.close()
 
     @bentoml.api(route="/predict", input_spec=ScoreRequest, output_spec=ScoreResponse)

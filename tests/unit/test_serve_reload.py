@@ -151,3 +151,18 @@ def test_pod_opens_feast_from_the_mounted_config_not_the_repo(tmp_path, monkeypa
     monkeypatch.setenv("FEAST_FS_YAML_FILE_PATH", str(config))
     store = open_feature_store(Settings(feature_repo=repo))
     assert store.config.project == "mounted" and store.repo_path == repo
+
+
+def test_serving_mlflow_calls_fail_fast_unless_the_deployment_says_otherwise(monkeypatch, tmp_path):
+    from ml.serve.runtime import SERVING_MLFLOW_HTTP, configure_mlflow
+    from ml.settings import Settings
+
+    for variable in SERVING_MLFLOW_HTTP:  # recorded by setenv, so restored after the test
+        monkeypatch.setenv(variable, "")
+        monkeypatch.delenv(variable)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+    configure_mlflow(Settings(build_dir=tmp_path))
+    import os
+
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "60"
