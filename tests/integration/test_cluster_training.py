@@ -3,7 +3,8 @@
 Bootstrap training registers a candidate in review (no alias moves) and writes the drift
 monitor's reference window; a retrain with no trigger does nothing; a concept-drifted,
 labelled batch plus a drift trigger yields a candidate that beats the champion on the same
-recent holdout, is put in review (the champion stays), and consumes the trigger.
+recent holdout and passes the fairness gate, is put in review (the champion stays), and
+consumes the trigger.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 import typer
 
 from contract.objectstore import REFERENCE_KEY, RETRAIN_TRIGGER_KEY
+from e2e.loop import RETRAIN_BATCH, RETRAIN_DRIFT_SIZE
 from ml import registry
 from ml.cli.pipeline import _retrain_from_offline_store, _train_from_offline_store
 from ml.config import CandidateConfig, load_pipeline_config
@@ -58,7 +60,7 @@ def cluster(s3_endpoint, monkeypatch, tmp_path):  # noqa: F811
     mlflow.set_registry_uri(uri)
     repo = feature_store.prepare_repo(tmp_path / "repo")
     feature_store.apply(feature_store.open_store(repo))
-    settings = Settings(build_dir=tmp_path / "build", feature_repo=repo, seed=11)
+    settings = Settings(build_dir=tmp_path / "build", feature_repo=repo)  # seed 42, as in the e2e
     settings.ensure_dirs()
     config = load_pipeline_config().model_copy(update={"candidates": LIGHT})
     yield settings, config, Bucket(names["features"]), Bucket(names["reports"])
@@ -74,9 +76,10 @@ def _deliver(features: Bucket, batch_id: str, dataset) -> None:
 
 def test_bootstrap_then_drift_triggered_retrain(cluster, monkeypatch):
     settings, config, features, reports = cluster
-    _deliver(features, "b1", upstream_batch(1, NOW - pd.Timedelta(days=120), n_customers=2500))
+    _deliver(features, "b1", upstream_batch(1, NOW - pd.Timedelta(days=120)))  # as the e2e
 
-    assert _train_from_offline_store(settings, config) == ("succeeded", "candidate_registered")
+    full = load_pipeline_config()
+    assert _train_from_offline_store(settings, full) == ("succeeded", "candidate_registered")
 
     first = registry.alias_version(settings.model_name, registry.CHAMPION)
     assert first is None  # bootstrap never moves an alias
@@ -91,11 +94,13 @@ def test_bootstrap_then_drift_triggered_retrain(cluster, monkeypatch):
         _retrain_from_offline_store(settings, config, "scheduled", False, 30.0, 120)
     assert nothing.value.exit_code == 0
 
-    drifted = upstream_batch(2, NOW, days=120, n_customers=2500, drift=Drift("concept", 0.8))
+    # The e2e's batch 2 (one definition): the retrained winner must pass the performance gate
+    # against the champion and the fairness gate, with every candidate of the real config.
+    drifted = upstream_batch(2, NOW, **RETRAIN_BATCH, drift=Drift("concept", RETRAIN_DRIFT_SIZE))
     _deliver(features, "b2", drifted)
     reports.put_bytes(RETRAIN_TRIGGER_KEY, json.dumps({"reason": "drift in utilization"}).encode())
 
-    outcome = _retrain_from_offline_store(settings, config, "scheduled", False, 30.0, 120)
+    outcome = _retrain_from_offline_store(settings, full, "scheduled", False, 30.0, 120)
 
     assert outcome == ("succeeded", "candidate_registered")
     assert not reports.exists(RETRAIN_TRIGGER_KEY)
