@@ -54,6 +54,11 @@ e2e: bootstrap ## Run the rendered local stack in podman containers (docs/e2e.md
 	@if [[ $$EUID -eq 0 ]]; then bash scripts/e2e_install.sh; fi
 	@$(RUN) python -m e2e
 
+.PHONY: soak
+soak: bootstrap ## e2e bring-up, then 10 minutes of load on the serving pod; build/e2e/soak.json
+	@if [[ $$EUID -eq 0 ]]; then bash scripts/e2e_install.sh; fi
+	@$(RUN) python -m e2e --soak
+
 .PHONY: lint
 lint: bootstrap ## ruff format check, ruff lint, mypy
 	@$(RUN) ruff format --check ml components infra scripts tests

@@ -26,7 +26,7 @@ import shutil
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -321,6 +321,26 @@ class Cluster:
         podman.podman("rm", "-f", name, check=False)
         if code != 0:
             raise WorkloadError(f"the API client failed ({code}): {out.strip()[-400:]}")
+        return json.loads(out.strip().splitlines()[-1])
+
+    def client_soak(
+        self, url: str, bodies: list[dict], seconds: float, concurrency: int, every_s: float,
+        sample: Callable[[], None],
+    ) -> dict:  # fmt: skip
+        """Load for ``seconds`` from a client container, calling ``sample()`` every ``every_s``."""
+        name = f"soak-{self._counter + 1:04d}"
+        args = self._client_args(url, bodies, "soak", soak_s=seconds, concurrency=concurrency)
+        podman.run_detached(name, args)
+        deadline = time.monotonic() + seconds + 120
+        while (code := podman.wait_exit(name, every_s)) is None:
+            sample()
+            if time.monotonic() > deadline:
+                podman.podman("rm", "-f", name, check=False)
+                raise WorkloadError(f"the soak client still ran {seconds + 120:.0f} s after start")
+        out = podman.logs(name)
+        podman.podman("rm", "-f", name, check=False)
+        if code != 0:
+            raise WorkloadError(f"the soak client failed ({code}): {out.strip()[-400:]}")
         return json.loads(out.strip().splitlines()[-1])
 
     def client_background(

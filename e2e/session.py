@@ -21,6 +21,10 @@ from contract.paths import POLICY_FILE
 from contract.traffic import TrafficPolicy
 from e2e.kubelet import Cluster, WorkloadError, environ
 
+LOOKBACK = "2h"  # longer than any e2e run
+RESOLUTION = "5s"  # the stand-in's rule evaluation interval (e2e/__main__.py)
+_FIRING = 'ALERTS{alertstate="firing"}'
+
 
 class Prometheus:
     """The stand-in Prometheus' HTTP API (queries, alerts, series names), from the host."""
@@ -54,15 +58,32 @@ class Prometheus:
             if t.get("health") == "down"
         ]
 
+    def fired(self, lookback: str = LOOKBACK) -> set[str]:
+        """Alerts that fired at any time in ``lookback`` (firing now or since resolved)."""
+        result = self.query(f"count by (alertname) (max_over_time({_FIRING}[{lookback}]))")
+        return {r["metric"]["alertname"] for r in result}
+
+    def first_fired(self, name: str, lookback: str = LOOKBACK) -> float | None:
+        """Unix time of the first evaluation at which alert ``name`` was firing, if any."""
+        series = f'ALERTS{{alertstate="firing",alertname="{name}"}}'
+        result = self.query(f"min_over_time(timestamp({series})[{lookback}:{RESOLUTION}])")
+        return min((float(r["value"][1]) for r in result), default=None)
+
     def wait_alert(self, name: str, timeout_s: float) -> float:
-        start = time.monotonic()
-        while time.monotonic() - start < timeout_s:
-            if name in self.firing():
-                return time.monotonic() - start
+        """Unix time alert ``name`` first fired; waits up to ``timeout_s`` for it to fire.
+
+        An alert that fired and resolved before the loop looked still counts: the error burst
+        ends minutes before the loop reaches its alert step.
+        """
+        deadline = time.monotonic() + timeout_s
+        while (fired_at := self.first_fired(name)) is None:
+            if time.monotonic() > deadline:
+                raise WorkloadError(
+                    f"alert {name} did not fire within {timeout_s:.0f} s "
+                    f"(fired so far: {sorted(self.fired())})"
+                )
             time.sleep(5)
-        raise WorkloadError(
-            f"alert {name} did not fire within {timeout_s:.0f} s (firing: {sorted(self.firing())})"
-        )
+        return fired_at
 
 
 class Session:
@@ -97,6 +118,22 @@ class Session:
 
     def client_background(self, tag: str, url: str, bodies: list[dict], **options) -> str:
         return self.cluster.client_background(tag, url, bodies, **options)
+
+    def client_soak(self, url: str, bodies: list[dict], seconds: float, **options) -> dict:
+        return self.cluster.client_soak(url, bodies, seconds, **options)
+
+    def disk_usage(self, deployment: str, volume: str = "tmp") -> int:
+        return self.cluster.disk_usage(deployment, volume)
+
+    def empty_dir_limit(self, deployment: str, volume: str = "tmp") -> str | None:
+        """The rendered ``sizeLimit`` of a Deployment's emptyDir volume."""
+        from e2e.manifests import pod_template
+
+        spec = pod_template(self.cluster.get("Deployment", deployment))["spec"]
+        for v in spec.get("volumes") or []:
+            if v["name"] == volume and "emptyDir" in v:
+                return (v["emptyDir"] or {}).get("sizeLimit")
+        return None
 
     # the host's view of the backing services
     def bucket(self, role: str) -> str:

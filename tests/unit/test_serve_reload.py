@@ -153,7 +153,7 @@ def test_pod_opens_feast_from_the_mounted_config_not_the_repo(tmp_path, monkeypa
     assert store.config.project == "mounted" and store.repo_path == repo
 
 
-def test_serving_mlflow_calls_fail_fast_unless_the_deployment_says_otherwise(monkeypatch, tmp_path):
+def test_serving_mlflow_calls_fail_fast_unless_the_deployment_says_so(monkeypatch, tmp_path):
     from ml.serve.runtime import SERVING_MLFLOW_HTTP, configure_mlflow
     from ml.settings import Settings
 
