@@ -344,9 +344,27 @@ def step_alerts(cluster, state: LoopState) -> None:
     )
     # The burst lasts 7 minutes and the rule needs 5 of them: by 9 minutes it has fired.
     remaining = 540 - (time.time() - state.marks["error_burst"])
-    state.marks["error_alert"] = cluster.prometheus.wait_alert(
-        "MlopsHighErrorRate", timeout_s=max(remaining, 60)
-    )
+    try:
+        state.marks["error_alert"] = cluster.prometheus.wait_alert(
+            "MlopsHighErrorRate", timeout_s=max(remaining, 60)
+        )
+    except Exception as error:
+        raise LoopError(f"{error}; what Prometheus saw: {_error_evidence(cluster)}") from None
+
+
+def _error_evidence(cluster) -> dict:
+    """The error counters and the alert's history, for a failure message."""
+    prometheus = cluster.prometheus
+    return {
+        "errors_by_variant_code": {
+            f"{r['metric'].get('variant')}/{r['metric'].get('code')}": r["value"][1]
+            for r in prometheus.query("sum by (variant, code) (mlops_request_errors_total)")
+        },
+        "alert_states_seen": sorted(
+            r["metric"].get("alertstate", "")
+            for r in prometheus.query('max_over_time(ALERTS{alertname="MlopsHighErrorRate"}[2h])')
+        ),
+    }
 
 
 def step_publish_site(cluster, state: LoopState) -> None:
