@@ -64,15 +64,17 @@ class OnlineFeatureReader:
             )
             misses = 0
             for i, (_, data) in enumerate(rows):
-                if not data:
-                    misses += 1
-                    continue
-                found[i] = True
+                # SQLite answers an unknown entity with no data; Redis with every feature
+                # present but empty. Either way the view does not know it.
+                present = False
                 for name, column in zip(part.names, part.columns, strict=True):
-                    proto = data.get(name)
+                    proto = (data or {}).get(name)
                     kind = proto.WhichOneof("val") if proto is not None else None
                     if kind is not None:
                         values[i, column] = getattr(proto, kind)
+                        present = True
+                found[i] |= present
+                misses += not present
             if misses and self.missing is not None:
                 self.missing.labels(part.view.name).inc(misses)
         return values, found

@@ -157,6 +157,19 @@ def test_redis_serves_what_sqlite_serves_and_unknowns_get_statuses(production, e
     assert (redis.statuses.loc[:1, FEATURES] == "PRESENT").all().all()
 
 
+def test_the_request_path_reader_knows_unknowns_on_redis_as_on_sqlite(production, embedded):
+    """Redis answers an unknown entity with empty values, not with nothing (seen in the e2e:
+    unknown customers were scored from NaNs and answered 200 instead of 404)."""
+    from ml.serve.features import OnlineFeatureReader
+
+    _, store = production
+    ids = [1001, 1050, 99]
+    redis_values, redis_found = OnlineFeatureReader(store, "credit_v1").read(ids)
+    sqlite_values, sqlite_found = OnlineFeatureReader(embedded, "credit_v1").read(ids)
+    assert list(redis_found) == list(sqlite_found) == [True, True, False]
+    np.testing.assert_allclose(redis_values, sqlite_values)
+
+
 @pytest.fixture()
 def redis_down(production):
     repo, _ = production
