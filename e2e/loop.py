@@ -39,6 +39,10 @@ DRIFT_FACTOR = 3.0  # loan amounts of the drifted stream, relative to the applic
 # refuses the better models; 10000 customers at 0.5 give a winner that passes both gates with
 # a margin of 0.012 AUC.
 RETRAIN_BATCH = {"days": 119, "n_customers": 10_000}
+# The customers live traffic is for: active in the last 20 days, so the online store has their
+# features (the transactions view's TTL is 14 days; batch 1 ends 120 days ago, and scoring its
+# customers would read nothing). Unlabelled (labels come 30-90 days later): no training sees it.
+LIVE_BATCH, LIVE_DAYS = 3, 20
 RETRAIN_DRIFT_SIZE = 0.5
 
 
@@ -82,9 +86,8 @@ def upstream(cluster, number: int, end: pd.Timestamp, **kwargs) -> pd.DataFrame:
 
 
 def requests_from(applications: pd.DataFrame, n: int, factor: float = 1.0) -> list[dict]:
-    """Scoring requests for labelled applications (so outcomes join back), amounts scaled."""
-    labelled = applications.dropna(subset=["defaulted"]).sort_values("application_id")
-    rows = labelled.tail(n)
+    """Scoring requests for the latest ``n`` applications, loan amounts scaled by ``factor``."""
+    rows = applications.sort_values("application_id").tail(n)
     return [
         {
             "customer_id": int(r.customer_id),
@@ -153,7 +156,8 @@ def step_feast_apply(cluster, state: LoopState) -> None:
 
 def step_first_batch(cluster, state: LoopState) -> None:
     now = pd.Timestamp.now(tz="UTC")
-    state.notes["batch1"] = upstream(cluster, 1, now - pd.Timedelta(days=120))
+    upstream(cluster, 1, now - pd.Timedelta(days=120))
+    state.notes["live"] = upstream(cluster, LIVE_BATCH, now, days=LIVE_DAYS)
     cluster.run_cronjob("feast-ingest", timeout_s=300)
     with cluster.host_s3():
         from ml.objectstore import Bucket
@@ -198,7 +202,7 @@ def step_serving_ready(cluster, state: LoopState) -> None:
 
 def step_live_traffic(cluster, state: LoopState) -> None:
     """Every worker of every pod answers with the champion (warm-up 503s are counted)."""
-    probe = requests_from(state.notes["batch1"], 40)
+    probe = requests_from(state.notes["live"], 40)
     warmup: list[dict] = []
 
     def all_answered() -> bool:
@@ -208,7 +212,7 @@ def step_live_traffic(cluster, state: LoopState) -> None:
 
     wait_for("every serving worker answering", all_answered, timeout_s=180, every_s=5)
     state.notes["warmup_rounds"] = warmup
-    bodies = requests_from(state.notes["batch1"], 400)
+    bodies = requests_from(state.notes["live"], 400)
     result = send(cluster, bodies)
     ok = result["codes"].get("200", 0)
     if ok < 0.99 * len(bodies):
@@ -232,7 +236,7 @@ def step_error_burst(cluster, state: LoopState) -> None:
 def step_drifted_traffic(cluster, state: LoopState) -> None:
     """A covariate shift in live traffic: loan amounts three times the usual."""
     state.marks["drift_injected"] = time.time()
-    bodies = requests_from(state.notes["batch1"], 1500, factor=DRIFT_FACTOR)
+    bodies = requests_from(state.notes["live"], 1500, factor=DRIFT_FACTOR)
     result = send(cluster, bodies, deadline_s=300)
     state.answered += result["codes"].get("200", 0)
     state.notes["drifted_traffic"] = result
@@ -283,7 +287,7 @@ def step_review_retrained(cluster, state: LoopState) -> None:
 def step_shadow(cluster, state: LoopState) -> None:
     """The shadow scores every request; answers still come only from the champion."""
     champion, shadow = state.versions["bootstrap"], state.versions["retrained"]
-    bodies = requests_from(state.notes["batch1"], 300)
+    bodies = requests_from(state.notes["live"], 300)
     result = wait_for(
         f"serving to pick up shadow v{shadow}",
         lambda: _shadowed(cluster, bodies, shadow),
@@ -305,7 +309,7 @@ def step_canary_split(cluster, state: LoopState) -> None:
     version = state.versions["retrained"]
     governance(cluster, "release", version, "--alias", "challenger", who=RELEASE_MANAGER)
     expected = cluster.policy_share("challenger")
-    bodies = requests_from(state.notes["batch1"], 2000)
+    bodies = requests_from(state.notes["live"], 2000)
 
     def split() -> dict | None:
         result = send(cluster, bodies, deadline_s=300)
@@ -324,7 +328,7 @@ def step_canary_split(cluster, state: LoopState) -> None:
 def step_promote_retrained(cluster, state: LoopState) -> None:
     version = state.versions["retrained"]
     governance(cluster, "promote", version, who=RELEASE_MANAGER)
-    bodies = requests_from(state.notes["batch1"], 100)
+    bodies = requests_from(state.notes["live"], 100)
 
     def served() -> dict | None:
         result = send(cluster, bodies)

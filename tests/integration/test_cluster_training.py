@@ -17,7 +17,7 @@ import pytest
 import typer
 
 from contract.objectstore import REFERENCE_KEY, RETRAIN_TRIGGER_KEY
-from e2e.loop import RETRAIN_BATCH, RETRAIN_DRIFT_SIZE
+from e2e.loop import LIVE_BATCH, LIVE_DAYS, RETRAIN_BATCH, RETRAIN_DRIFT_SIZE
 from ml import registry
 from ml.cli.pipeline import _retrain_from_offline_store, _train_from_offline_store
 from ml.config import CandidateConfig, load_pipeline_config
@@ -77,6 +77,7 @@ def _deliver(features: Bucket, batch_id: str, dataset) -> None:
 def test_bootstrap_then_drift_triggered_retrain(cluster, monkeypatch):
     settings, config, features, reports = cluster
     _deliver(features, "b1", upstream_batch(1, NOW - pd.Timedelta(days=120)))  # as the e2e
+    _deliver(features, "b3", upstream_batch(LIVE_BATCH, NOW, days=LIVE_DAYS))  # unlabelled
 
     full = load_pipeline_config()
     assert _train_from_offline_store(settings, full) == ("succeeded", "candidate_registered")
