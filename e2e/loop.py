@@ -255,6 +255,14 @@ def step_new_labelled_batch(cluster, state: LoopState) -> None:
 
 
 def step_drift_detected(cluster, state: LoopState) -> None:
+    """Once serving has shipped what it answered (batches close every 30 s), the drift job
+    finds the drift in those logs, as its next scheduled run would."""
+    wait_for(
+        f"the {state.answered} answered predictions shipped to the object store",
+        lambda: len(shipped_live(cluster)) >= state.answered,
+        timeout_s=120,
+        every_s=5,
+    )
     cluster.run_cronjob("monitoring-drift", timeout_s=300)
     with cluster.host_s3():
         from ml.objectstore import Bucket
@@ -384,6 +392,15 @@ def step_publish_site(cluster, state: LoopState) -> None:
 def step_logs_complete(cluster, state: LoopState) -> None:
     """After a clean shutdown every answered prediction is in the object store."""
     cluster.stop("serving", timeout_s=60)
+    live = shipped_live(cluster)
+    state.notes["predictions_logged_live"] = len(live)
+    state.notes["predictions_answered"] = state.answered
+    if len(live) < state.answered:
+        raise LoopError(f"{len(live)} live predictions logged, {state.answered} answered")
+
+
+def shipped_live(cluster) -> set[str]:
+    """Request ids of the live (not shadow) predictions in the object store."""
     with cluster.host_s3():
         from ml.monitor.windows import parse_batch
         from ml.objectstore import Bucket
@@ -394,11 +411,7 @@ def step_logs_complete(cluster, state: LoopState) -> None:
             for key in reports.keys(layout.PREDICTIONS_PREFIX)
             for r in parse_batch(reports.get_bytes(key))
         ]
-    live = {r["request_id"] for r in records if not r.get("shadow")}
-    state.notes["predictions_logged_live"] = len(live)
-    state.notes["predictions_answered"] = state.answered
-    if len(live) < state.answered:
-        raise LoopError(f"{len(live)} live predictions logged, {state.answered} answered")
+    return {r["request_id"] for r in records if not r.get("shadow")}
 
 
 STEPS: tuple[tuple[str, Callable[[Any, LoopState], None]], ...] = (
