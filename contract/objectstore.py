@@ -38,6 +38,12 @@ def offline_table_key(table: str) -> str:
     return f"{offline_table_prefix(table)}{table}.parquet"
 
 
+# Written by ingestion, consumed by materialization: the oldest event time of feature rows filed
+# since the last materialization. A batch whose events are older than where incremental
+# materialization has got to (a backfill, a late delivery) is loaded from there.
+MATERIALIZE_FROM_KEY = "state/materialize-from.json"
+
+
 def accepted_batch_key(batch_id: str, table: str) -> str:
     """The accepted rows of one batch, kept so the offline table can be rebuilt idempotently."""
     return f"{ACCEPTED_PREFIX}{batch_id}/{table}.parquet"

@@ -16,6 +16,7 @@ repeated. :func:`write_landing_batch` is the upstream side, used by the e2e harn
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pandas as pd
@@ -100,6 +101,8 @@ def ingest_batch(bucket: Bucket, batch_id: str) -> list[TableCounts]:
                 f"{layout.QUARANTINE_PREFIX}{batch_id}/{table}.parquet", result.quarantined
             )
         rebuild_offline_table(bucket, table)
+        if table in FEATURE_TABLES and len(result.accepted):
+            mark_for_materialization(bucket, result.accepted["event_timestamp"].min())
         counts.append(
             TableCounts(
                 batch_id, table, result.received, len(result.accepted), len(result.quarantined)
@@ -111,6 +114,28 @@ def ingest_batch(bucket: Bucket, batch_id: str) -> list[TableCounts]:
         bucket.put_bytes(moved, bucket.get_bytes(key))
         bucket.delete(key)
     return counts
+
+
+FEATURE_TABLES = ("customer_profile", "customer_transactions")  # the feature views' sources
+
+
+def mark_for_materialization(bucket: Bucket, oldest: pd.Timestamp) -> None:
+    """Lower the materialization watermark to ``oldest`` (see ``MATERIALIZE_FROM_KEY``)."""
+    oldest = _utc(pd.Timestamp(oldest))
+    current = materialization_watermark(bucket)
+    if current is None or oldest < current:
+        bucket.put_bytes(
+            layout.MATERIALIZE_FROM_KEY,
+            json.dumps({"from": oldest.isoformat()}).encode(),
+            content_type="application/json",
+        )
+
+
+def materialization_watermark(bucket: Bucket) -> pd.Timestamp | None:
+    """The oldest event time filed since the last materialization, if any."""
+    if not bucket.exists(layout.MATERIALIZE_FROM_KEY):
+        return None
+    return _utc(pd.Timestamp(json.loads(bucket.get_bytes(layout.MATERIALIZE_FROM_KEY))["from"]))
 
 
 def rebuild_offline_table(bucket: Bucket, table: str) -> int:

@@ -111,6 +111,29 @@ def apply(
     typer.echo(f"applied definitions to project {store.project}")
 
 
+def _backfill(store, stop) -> None:
+    """Load rows ingested since the last run whose event times are older than where the
+    incremental run started (a late or historical batch), back to the oldest TTL at most."""
+    from ml import objectstore
+    from ml.features import store as feature_store
+
+    if not objectstore.configured("features"):
+        return
+    from contract.objectstore import MATERIALIZE_FROM_KEY
+    from ml.ingest import materialization_watermark
+
+    bucket = objectstore.Bucket.for_role("features")
+    watermark = materialization_watermark(bucket)
+    if watermark is None:
+        return
+    oldest_served = stop - max(view.ttl for view in store.list_feature_views())
+    start = max(watermark.to_pydatetime(), oldest_served)
+    typer.echo(f"backfill: rows ingested since the last run go back to {watermark.isoformat()}")
+    feature_store.materialize(store, start, stop)
+    if materialization_watermark(bucket) == watermark:  # an ingest meanwhile keeps its mark
+        bucket.delete(MATERIALIZE_FROM_KEY)
+
+
 @app.command()
 def materialize(
     repo: Annotated[
@@ -137,6 +160,7 @@ def materialize(
     stop = _parse_time(end)
     if days is None:
         until = feature_store.materialize_incremental(store, stop)
+        _backfill(store, stop)
     else:
         feature_store.materialize(store, stop - timedelta(days=days), stop)
         until = {view.name: stop for view in store.list_feature_views()}
