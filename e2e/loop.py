@@ -338,24 +338,35 @@ def _shadowed(cluster, bodies: list[dict], shadow: str) -> dict | None:
 
 
 def step_canary_split(cluster, state: LoopState) -> None:
-    """Released as challenger: the policy's canary share goes to it, sticky by customer."""
+    """Released as challenger: exactly the customers the policy's router sends to the canary
+    get it (sticky), and their share of the traffic is the policy's canary share.
+
+    Each worker picks the alias up on its own poll, so a round sent meanwhile is mixed; rounds
+    repeat until the served split is exactly the router's, then that round is measured.
+    """
     version = state.versions["retrained"]
     governance(cluster, "release", version, "--alias", "challenger", who=RELEASE_MANAGER)
-    expected = cluster.policy_share("challenger")
     bodies = requests_from(state.notes["live"], 2000)
+    router = cluster.policy().router()
+    routed = sum(router.assign(b["customer_id"]) == "challenger" for b in bodies)
 
     def split() -> dict | None:
         result = send(cluster, bodies, deadline_s=300)
-        return result if result["variants"].get("challenger") else None
+        return result if result["variants"].get("challenger", 0) == routed else None
 
-    result = wait_for("a challenger share in live answers", split, timeout_s=180, every_s=5)
-    n = sum(result["variants"].values())
-    share = result["variants"].get("challenger", 0) / n
-    spread = 4 * (expected * (1 - expected) / n) ** 0.5  # ~4 sigma: deterministic in practice
+    result = wait_for(
+        f"every serving worker sending the router's {routed} requests to the challenger",
+        split,
+        timeout_s=180,
+        every_s=5,
+    )
+    expected = cluster.policy_share("challenger")
+    share = routed / len(bodies)
+    spread = 4 * (expected * (1 - expected) / len(bodies)) ** 0.5  # the hash's uniformity
     if abs(share - expected) > spread:
         raise LoopError(f"challenger share {share:.3f}, policy says {expected:.3f} ± {spread:.3f}")
     state.answered += result["codes"].get("200", 0)
-    state.notes["split"] = {"expected": expected, "observed": round(share, 4), "n": n}
+    state.notes["split"] = {"expected": expected, "observed": round(share, 4), "n": len(bodies)}
 
 
 def step_promote_retrained(cluster, state: LoopState) -> None:
