@@ -15,7 +15,6 @@ import hashlib
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -111,15 +110,19 @@ def python_standin(cache: Path) -> str:
     return PYTHON_STANDIN
 
 
+PIP = "pip==25.0.1"  # only to download the uv wheel for the stand-in image
+
+
 def uv_standin(cache: Path, version: str) -> str:
     ref = f"{UV_STANDIN}:{version}"
     if podman.image_exists(ref):
         return ref
     progress(f"uv {version} stand-in image from the uv wheel")
     wheels = cache / "uv-wheel"
+    # pip through uv: the project's environment is made by uv and has no pip of its own.
     _run(
-        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(wheels),
-         f"uv=={version}"],
+        [shutil.which("uv") or "uv", "tool", "run", "--from", PIP, "pip", "download", "-q",
+         "--no-deps", "-d", str(wheels), f"uv=={version}"],
         cache / "uv-download.log",
         "pip download uv",
     )  # fmt: skip
