@@ -247,7 +247,7 @@ def main(argv: list[str]) -> int:
         return 1
     finally:
         summary["latencies"] = latencies(state)
-        summary["notes"] = {k: v for k, v in state.notes.items() if k not in ("live", "batch2")}
+        summary["notes"] = state.notes
         if cluster is not None:
             summary["workloads"] = cluster.readiness
             cluster.save_logs()

@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from contract import objectstore as layout
+from e2e.session import LOOKBACK
 
 MODEL = "credit-risk"
 REVIEWER = ("bob", "reviewer")
@@ -55,7 +56,8 @@ class LoopError(AssertionError):
 class LoopState:
     versions: dict[str, str] = field(default_factory=dict)  # role -> model version
     answered: int = 0
-    notes: dict[str, Any] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)  # JSON-able; goes to summary.json
+    live: pd.DataFrame | None = None  # the applications live traffic is for
     marks: dict[str, float] = field(default_factory=dict)  # event -> time.time()
 
 
@@ -158,7 +160,7 @@ def step_feast_apply(cluster, state: LoopState) -> None:
 def step_first_batch(cluster, state: LoopState) -> None:
     now = pd.Timestamp.now(tz="UTC")
     upstream(cluster, 1, now - pd.Timedelta(days=120))
-    state.notes["live"] = upstream(cluster, LIVE_BATCH, now, days=LIVE_DAYS)
+    state.live = upstream(cluster, LIVE_BATCH, now, days=LIVE_DAYS)
     cluster.run_cronjob("feast-ingest", timeout_s=300)
     with cluster.host_s3():
         from ml.objectstore import Bucket
@@ -203,7 +205,7 @@ def step_serving_ready(cluster, state: LoopState) -> None:
 
 def step_live_traffic(cluster, state: LoopState) -> None:
     """Every worker of every pod answers with the champion (warm-up 503s are counted)."""
-    probe = requests_from(state.notes["live"], 40)
+    probe = requests_from(state.live, 40)
     warmup: list[dict] = []
 
     def all_answered() -> bool:
@@ -213,7 +215,7 @@ def step_live_traffic(cluster, state: LoopState) -> None:
 
     wait_for("every serving worker answering", all_answered, timeout_s=180, every_s=5)
     state.notes["warmup_rounds"] = warmup
-    bodies = requests_from(state.notes["live"], 400)
+    bodies = requests_from(state.live, 400)
     result = send(cluster, bodies)
     ok = result["codes"].get("200", 0)
     if ok < 0.99 * len(bodies):
@@ -246,7 +248,7 @@ def step_error_burst(cluster, state: LoopState) -> None:
 def step_drifted_traffic(cluster, state: LoopState) -> None:
     """A covariate shift in live traffic: loan amounts three times the usual."""
     state.marks["drift_injected"] = time.time()
-    bodies = requests_from(state.notes["live"], 1500, factor=DRIFT_FACTOR)
+    bodies = requests_from(state.live, 1500, factor=DRIFT_FACTOR)
     result = send(cluster, bodies, deadline_s=300)
     state.answered += result["codes"].get("200", 0)
     state.notes["drifted_traffic"] = result
@@ -258,10 +260,10 @@ def step_new_labelled_batch(cluster, state: LoopState) -> None:
 
     drift = Drift("concept", RETRAIN_DRIFT_SIZE)
     now = pd.Timestamp.now(tz="UTC")
-    state.notes["batch2"] = upstream(cluster, 2, now, **RETRAIN_BATCH, drift=drift)
+    applications = upstream(cluster, 2, now, **RETRAIN_BATCH, drift=drift)
     cluster.run_cronjob("feast-ingest", timeout_s=300)
     cluster.run_cronjob("feast-materialize", timeout_s=300)
-    replay_known_outcomes(cluster, state, state.notes["batch2"], now)
+    replay_known_outcomes(cluster, state, applications, now)
 
 
 def replay_known_outcomes(cluster, state: LoopState, applications, now) -> None:
@@ -320,7 +322,7 @@ def step_review_retrained(cluster, state: LoopState) -> None:
 def step_shadow(cluster, state: LoopState) -> None:
     """The shadow scores every request; answers still come only from the champion."""
     champion, shadow = state.versions["bootstrap"], state.versions["retrained"]
-    bodies = requests_from(state.notes["live"], 300)
+    bodies = requests_from(state.live, 300)
     result = wait_for(
         f"serving to pick up shadow v{shadow}",
         lambda: _shadowed(cluster, bodies, shadow),
@@ -346,7 +348,7 @@ def step_canary_split(cluster, state: LoopState) -> None:
     """
     version = state.versions["retrained"]
     governance(cluster, "release", version, "--alias", "challenger", who=RELEASE_MANAGER)
-    bodies = requests_from(state.notes["live"], 2000)
+    bodies = requests_from(state.live, 2000)
     router = cluster.policy().router()
     routed = sum(router.assign(b["customer_id"]) == "challenger" for b in bodies)
 
@@ -372,7 +374,7 @@ def step_canary_split(cluster, state: LoopState) -> None:
 def step_promote_retrained(cluster, state: LoopState) -> None:
     version = state.versions["retrained"]
     governance(cluster, "promote", version, who=RELEASE_MANAGER)
-    bodies = requests_from(state.notes["live"], 100)
+    bodies = requests_from(state.live, 100)
 
     def served() -> dict | None:
         result = send(cluster, bodies)
@@ -390,8 +392,8 @@ def step_alerts(cluster, state: LoopState) -> None:
     state.marks["drift_alert"] = cluster.prometheus.wait_alert(
         "MlopsDatasetDriftDetected", timeout_s=240
     )
-    # The burst lasts 7 minutes and the rule needs 5 of them: by 9 minutes it has fired.
-    remaining = 540 - (time.time() - state.marks["error_burst"])
+    # The rule needs 5 minutes of the burst: by 2 minutes after the burst's end it has fired.
+    remaining = ERROR_BURST_S + 120 - (time.time() - state.marks["error_burst"])
     try:
         state.marks["error_alert"] = cluster.prometheus.wait_alert(
             "MlopsHighErrorRate", timeout_s=max(remaining, 60)
@@ -410,7 +412,9 @@ def _error_evidence(cluster) -> dict:
         },
         "alert_states_seen": sorted(
             r["metric"].get("alertstate", "")
-            for r in prometheus.query('max_over_time(ALERTS{alertname="MlopsHighErrorRate"}[2h])')
+            for r in prometheus.query(
+                f'max_over_time(ALERTS{{alertname="MlopsHighErrorRate"}}[{LOOKBACK}])'
+            )
         ),
     }
 

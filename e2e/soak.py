@@ -24,7 +24,7 @@ CONCURRENCY = 8
 def step_sustained_load(cluster, state: LoopState) -> None:
     """Load for ``SOAK_S`` seconds; the spool's disk use sampled throughout."""
     samples: list[int] = []
-    bodies = requests_from(state.notes["live"], 2000)
+    bodies = requests_from(state.live, 2000)
     result = cluster.client_soak(
         SERVICE_URL, bodies, SOAK_S, concurrency=CONCURRENCY, every_s=SAMPLE_EVERY_S,
         sample=lambda: samples.append(cluster.disk_usage("serving")),

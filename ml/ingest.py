@@ -101,7 +101,7 @@ def ingest_batch(bucket: Bucket, batch_id: str) -> list[TableCounts]:
                 f"{layout.QUARANTINE_PREFIX}{batch_id}/{table}.parquet", result.quarantined
             )
         rebuild_offline_table(bucket, table)
-        if table in FEATURE_TABLES and len(result.accepted):
+        if table in _feature_view_tables() and len(result.accepted):
             mark_for_materialization(bucket, result.accepted["event_timestamp"].min())
         counts.append(
             TableCounts(
@@ -116,7 +116,12 @@ def ingest_batch(bucket: Bucket, batch_id: str) -> list[TableCounts]:
     return counts
 
 
-FEATURE_TABLES = ("customer_profile", "customer_transactions")  # the feature views' sources
+def _feature_view_tables() -> set[str]:
+    """The offline tables the feature views read: one per view, named after it (see
+    ``ml.features.definitions.s3_sources``)."""
+    from ml.features.definitions import FEATURE_VIEWS
+
+    return {view.name for view in FEATURE_VIEWS}
 
 
 def mark_for_materialization(bucket: Bucket, oldest: pd.Timestamp) -> None:
@@ -136,6 +141,12 @@ def materialization_watermark(bucket: Bucket) -> pd.Timestamp | None:
     if not bucket.exists(layout.MATERIALIZE_FROM_KEY):
         return None
     return _utc(pd.Timestamp(json.loads(bucket.get_bytes(layout.MATERIALIZE_FROM_KEY))["from"]))
+
+
+def clear_materialization_watermark(bucket: Bucket, loaded_from: pd.Timestamp) -> None:
+    """Remove the watermark once loaded from ``loaded_from``; one an ingest lowered since stays."""
+    if materialization_watermark(bucket) == loaded_from:
+        bucket.delete(layout.MATERIALIZE_FROM_KEY)
 
 
 def rebuild_offline_table(bucket: Bucket, table: str) -> int:

@@ -119,8 +119,7 @@ def _backfill(store, stop) -> None:
 
     if not objectstore.configured("features"):
         return
-    from contract.objectstore import MATERIALIZE_FROM_KEY
-    from ml.ingest import materialization_watermark
+    from ml.ingest import clear_materialization_watermark, materialization_watermark
 
     bucket = objectstore.Bucket.for_role("features")
     watermark = materialization_watermark(bucket)
@@ -130,8 +129,7 @@ def _backfill(store, stop) -> None:
     start = max(watermark.to_pydatetime(), oldest_served)
     typer.echo(f"backfill: rows ingested since the last run go back to {watermark.isoformat()}")
     feature_store.materialize(store, start, stop)
-    if materialization_watermark(bucket) == watermark:  # an ingest meanwhile keeps its mark
-        bucket.delete(MATERIALIZE_FROM_KEY)
+    clear_materialization_watermark(bucket, watermark)
 
 
 @app.command()
