@@ -142,7 +142,10 @@ class FeatureStore(pulumi.ComponentResource):
             mounts=mounts,
             resources=security.BATCH,
         )
-        kube.job(f"{name}-apply", cluster, APP, "apply", pod(apply), child)
+        after_backends = pulumi.ResourceOptions.merge(
+            child, pulumi.ResourceOptions(depends_on=list(backends.ready))
+        )
+        kube.job(f"{name}-apply", cluster, APP, "apply", pod(apply), after_backends)
         self._batch(name, "ingest", commands.INGEST, store, args.ingest_schedule, pod, args)
         pushgateway = (
             [{"name": names.PUSHGATEWAY_URL, "value": args.pushgateway_url}]

@@ -11,14 +11,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components import kube, security
+from components import charts, kube, security
 from components.types import Backends, Cluster, ScrapeTarget, Services
 from contract.commands import DRIFT
 
 APP = "monitoring"
-PROMETHEUS_CHARTS = "https://prometheus-community.github.io/helm-charts"
-KPS_CHART_VERSION = "77.10.0"
-PUSHGATEWAY_CHART_VERSION = "2.15.0"
 PUSHGATEWAY_PORT = 9091
 
 
@@ -79,28 +76,24 @@ class Monitoring(pulumi.ComponentResource):
             string_data={"admin-user": "admin", "admin-password": password.result},
             opts=child,
         )
-        stack = k8s.helm.v3.Release(
+        stack = charts.release(
             f"{name}-kube-prometheus-stack",
-            name="kps",
-            chart="kube-prometheus-stack",
-            version=KPS_CHART_VERSION,
-            repository_opts={"repo": PROMETHEUS_CHARTS},
-            namespace=ns,
-            values=_stack_values(grafana_secret.metadata["name"], args.retention_days, cluster),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[grafana_secret]),
+            "kube-prometheus-stack",
+            "kps",
+            ns,
+            _stack_values(grafana_secret.metadata["name"], args.retention_days, cluster),
+            pulumi.ResourceOptions(parent=self, depends_on=[grafana_secret]),
         )
-        k8s.helm.v3.Release(
+        charts.release(
             f"{name}-pushgateway",
-            name="pushgateway",
-            chart="prometheus-pushgateway",
-            version=PUSHGATEWAY_CHART_VERSION,
-            repository_opts={"repo": PROMETHEUS_CHARTS},
-            namespace=ns,
-            values={
+            "pushgateway",
+            "pushgateway",
+            ns,
+            {
                 "fullnameOverride": "pushgateway",
                 "serviceMonitor": {"enabled": True, "namespace": ns_name},
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[stack]),
+            pulumi.ResourceOptions(parent=self, depends_on=[stack]),
         )
 
         after_crds = pulumi.ResourceOptions(parent=self, depends_on=[stack])

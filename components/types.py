@@ -106,6 +106,9 @@ class Backends:
     object_store: ObjectStore
     # CIDRs / selectors pods must reach outside their namespace (NetworkPolicy egress rules).
     egress_rules: tuple[dict, ...] = ()
+    # Resources Pulumi awaits until the services answer; one-shot Jobs that need the services
+    # (feast apply) depend on them, or their few retries run out while a database starts.
+    ready: tuple[pulumi.Resource, ...] = ()
 
 
 @dataclass(frozen=True)

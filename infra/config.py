@@ -8,9 +8,12 @@ bad key before the program creates any resource.
 
 from __future__ import annotations
 
+import contextvars
+import ipaddress
 import json
+import os
 import re
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
 import pulumi
@@ -47,6 +50,33 @@ def _digest_ref(value: str) -> str:
 def _dns_label(value: str) -> str:
     if not _DNS_LABEL.match(value):
         raise ValueError("expected a lowercase DNS label (a-z, 0-9, '-'), at most 32 characters")
+    return value
+
+
+# EKS versions and the last day of their standard support (AWS's calendar,
+# docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html, read 2026-12-05). After it
+# the control plane bills $0.60/h instead of $0.10/h. Add new versions here as EKS releases them.
+EKS_STANDARD_SUPPORT_ENDS = {
+    "1.35": date(2027, 3, 27),
+    "1.36": date(2027, 8, 2),
+    "1.37": date(2027, 12, 1),
+}
+
+
+def _eks_version(value: str) -> str:
+    if value not in EKS_STANDARD_SUPPORT_ENDS:
+        known = ", ".join(EKS_STANDARD_SUPPORT_ENDS)
+        raise ValueError(f"{value!r} is not an EKS version in standard support here ({known})")
+    return value
+
+
+def _api_cidr(value: str) -> str:
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a CIDR such as 198.51.100.7/32") from None
+    if network.prefixlen == 0:
+        raise ValueError(f"{value} opens the EKS API to the whole internet; name your networks")
     return value
 
 
@@ -89,7 +119,8 @@ class StackConfig(BaseModel):
     region: str | None = None
     vpc_cidr: str
     availability_zones: Annotated[int, Field(ge=2, le=6)]
-    kubernetes_version: str
+    kubernetes_version: Annotated[str, AfterValidator(_eks_version)]
+    api_allowed_cidrs: list[Annotated[str, AfterValidator(_api_cidr)]]
     node_instance_types: Annotated[list[str], Field(min_length=1)]
     node_min_size: Positive
     node_desired_size: Positive
@@ -207,11 +238,84 @@ def _user_error(key: str, message: str) -> UserError:
     )
 
 
+# Set by the offline render (tests, the e2e, cost estimates): the committed stack files carry
+# placeholder images until scripts/build_images.py pins real ones, and rendering may keep them.
+RENDERING: contextvars.ContextVar[bool] = contextvars.ContextVar("rendering", default=False)
+
+# Set by scripts/build_images.py for its targeted update that creates the image registries
+# (nothing that pulls an image or runs a cluster), before there are images to pin.
+REGISTRIES_ONLY_ENV = "MLOPS_REGISTRIES_ONLY"
+
+# What the committed stack files hold until real values are set: an all-zero digest and AWS's
+# documentation account. Deploying either ends in ImagePullBackOff.
+_PLACEHOLDER_DIGEST = "@sha256:" + "0" * 64
+_PLACEHOLDER_ACCOUNT = "123456789012"
+
+
+def placeholders(cfg: StackConfig) -> list[str]:
+    """Config keys whose value is still a placeholder, with what is wrong."""
+    found = []
+    for key, ref in (("mlImage", cfg.ml_image), ("servingImage", cfg.serving_image)):
+        if ref.endswith(_PLACEHOLDER_DIGEST):
+            found.append(f"{PROJECT}:{key} has the all-zero placeholder digest")
+        elif ref.startswith(f"{_PLACEHOLDER_ACCOUNT}."):
+            found.append(f"{PROJECT}:{key} names the placeholder account {_PLACEHOLDER_ACCOUNT}")
+    return found
+
+
+def refuse_placeholders(cfg: StackConfig, stack: str) -> None:
+    """Raise when a stack about to be deployed still has placeholder images.
+
+    Raises:
+        UserError: naming the first placeholder and the command that replaces it.
+    """
+    found = placeholders(cfg)
+    if found:
+        raise UserError(
+            f"stack {stack}: {found[0]}; a deploy would end in ImagePullBackOff",
+            f"build and push the images first: uv run python -m scripts.build_images "
+            f"--stack {stack}",
+        )
+
+
+def refuse_undeployable(cfg: StackConfig, stack: str, today: date | None = None) -> None:
+    """What only matters when a stack is really deployed (the offline render skips it).
+
+    Raises:
+        UserError: an AWS stack whose EKS version is past standard support on ``today``, or
+            with no CIDR allowed to reach its API endpoint.
+    """
+    if cfg.target != "aws":
+        return
+    today = today or datetime.now(UTC).date()
+    ends = EKS_STANDARD_SUPPORT_ENDS[cfg.kubernetes_version]
+    if today > ends:
+        raise _user_error(
+            "kubernetesVersion",
+            f"EKS {cfg.kubernetes_version} left standard support on {ends}; the control plane "
+            "would bill at extended-support rates ($0.60/h instead of $0.10/h)",
+        )
+    if not cfg.api_allowed_cidrs:
+        raise _user_error(
+            "apiAllowedCidrs",
+            "no network may reach the EKS API, so neither pulumi nor kubectl could; set the "
+            "CIDRs of the machines that deploy (e.g. your address as a.b.c.d/32)",
+        )
+
+
 def load() -> StackConfig:
-    """Read the current stack's config from the Pulumi runtime (once, before any resource)."""
+    """Read the current stack's config from the Pulumi runtime (once, before any resource).
+
+    Outside the offline render (and the registries-only update of ``scripts.build_images``),
+    placeholder images are refused before anything is created.
+    """
     cfg = pulumi.Config(PROJECT)
     raw = {key: value for key in fields() if (value := cfg.get(key)) is not None}
     region = pulumi.Config("aws").get("region")
     if region:
         raw["region"] = region
-    return parse(raw)
+    parsed = parse(raw)
+    if not RENDERING.get() and os.environ.get(REGISTRIES_ONLY_ENV) != "1":
+        refuse_placeholders(parsed, pulumi.get_stack())
+        refuse_undeployable(parsed, pulumi.get_stack())
+    return parsed

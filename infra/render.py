@@ -49,6 +49,8 @@ class Resource:
     parent: str | None
     inputs: dict
     protect: bool
+    depends_on: tuple[str, ...] = ()
+    """Names of the resources it waits for (explicit ``depends_on`` and its inputs' sources)."""
 
     def as_json(self) -> dict:
         return {
@@ -57,6 +59,7 @@ class Resource:
             "parent": self.parent,
             "inputs": self.inputs,
             "protect": self.protect,
+            "depends_on": list(self.depends_on),
         }
 
 
@@ -102,6 +105,9 @@ def render(
 
 
 def _run(stack: str, config: dict[str, str], root: Path, reveal: bool) -> list[Resource]:
+    from infra.config import RENDERING
+
+    RENDERING.set(True)  # in this copied context only: the stack files' placeholders are fine
     settings.ROOT.set(None)
     mocks = _Mocks(config.get("aws:region", "us-east-1"), reveal)
     monitor = _RecordingMonitor(mocks)
@@ -197,7 +203,7 @@ class _RecordingMonitor(MockMonitor):
     def __init__(self, mocks: Mocks) -> None:
         super().__init__(mocks)
         self._lock = threading.Lock()
-        self._records: list[tuple[str, str, str, str, dict, bool]] = []
+        self._records: list[tuple[str, str, str, str, dict, bool, list[str]]] = []
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
@@ -205,17 +211,18 @@ class _RecordingMonitor(MockMonitor):
             inputs = rpc.deserialize_properties(request.object)
             record = (response.urn, request.parent, request.type, request.name, inputs)
             with self._lock:
-                self._records.append((*record, bool(request.protect)))
+                self._records.append((*record, bool(request.protect), list(request.dependencies)))
         return response
 
     def recorded(self, reveal: bool = False) -> list[Resource]:
-        names = {urn: name for urn, _, _, name, _, _ in self._records}
+        names = {urn: name for urn, _, _, name, _, _, _ in self._records}
         out = []
-        for _, parent, typ, name, inputs, protect in self._records:
+        for _, parent, typ, name, inputs, protect, deps in self._records:
             clean = _clean(inputs, reveal)
             if typ.startswith("pulumi:providers:"):
                 clean = _decode_provider_inputs(clean)
-            out.append(Resource(typ, name, names.get(parent), clean, protect))
+            depends_on = tuple(sorted({names[d] for d in deps if d in names}))
+            out.append(Resource(typ, name, names.get(parent), clean, protect, depends_on))
         return sorted(out, key=lambda r: (r.type, r.name))
 
 

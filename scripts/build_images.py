@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from infra.config import REGISTRIES_ONLY_ENV
 from ml.errors import UserError
 from scripts import workflow
 
@@ -163,14 +164,28 @@ def inspect_command(repo: str, tag: str) -> list[str]:
 
 
 def ecr_targets(inventory: Sequence[dict], stack_name: str, project: str) -> list[str]:
-    """URNs of the ECR repositories (and the KMS key they are encrypted with) in the render.
+    """URNs of what a targeted ``up`` must create for the ECR repositories to exist.
 
-    A targeted ``up`` of these creates the registry before anything that pulls from it.
+    The repositories, their lifecycle policies and the KMS key they are encrypted with, plus
+    everything those need that a fresh stack does not have yet: their parent components and
+    the explicit AWS provider. Pulumi refuses an untargeted create ("untargeted create of
+    ... is not allowed") rather than create a dependency that is not listed.
     """
     by_name = {r["name"]: r for r in inventory}
     wanted = ("aws:ecr/repository:Repository", "aws:ecr/lifecyclePolicy:", "aws:kms/key:Key")
+    needed: dict[str, dict] = {}
+    for resource in (r for r in inventory if r["type"].startswith(wanted)):
+        needed[resource["name"]] = resource
+        parent = resource.get("parent")
+        while parent and parent in by_name:
+            needed.setdefault(parent, by_name[parent])
+            parent = by_name[parent].get("parent")
+    for provider in (r for r in inventory if r["type"] == "pulumi:providers:aws"):
+        needed[provider["name"]] = provider
     return [
-        _urn(r, by_name, stack_name, project) for r in inventory if r["type"].startswith(wanted)
+        _urn(r, by_name, stack_name, project)
+        for r in inventory
+        if r["name"] in needed and needed[r["name"]] is r
     ]
 
 
@@ -328,7 +343,13 @@ def ensure_ecr(
     inventory = workflow.render_inventory(stack.name)
     targets = ecr_targets(inventory, stack.name, workflow.project_name())
     out(f"{stack.name}: creating the ECR repositories first (targeted update: {len(targets)})")
-    stack.up(target=targets, on_output=out, color="auto")
+    # The stack still has placeholder images (that is why we build); the program refuses them
+    # unless told that this update creates the registries only.
+    stack.workspace.env_vars[REGISTRIES_ONLY_ENV] = "1"
+    try:
+        stack.up(target=targets, on_output=out, color="auto")
+    finally:
+        stack.workspace.env_vars.pop(REGISTRIES_ONLY_ENV, None)
     region = getattr(stack.get_all_config().get("aws:region"), "value", None) or "us-east-1"
     return ecr_from_render(inventory, aws_account(run), region)
 

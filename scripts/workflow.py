@@ -32,6 +32,7 @@ class StackLike(Protocol):
     """The part of ``pulumi.automation.Stack`` the scripts use (fakes implement this)."""
 
     name: str
+    workspace: Any  # its ``env_vars`` reach the Pulumi CLI and the program
 
     def set_config(self, key: str, value: Any, *, path: bool = False) -> None: ...
     def get_all_config(self) -> dict[str, Any]: ...

@@ -29,6 +29,43 @@ _S3_ACTIONS = {
 }
 
 
+# EKS add-on settings. The VPC CNI enforces NetworkPolicy only when told to (its node agent,
+# v1.14+); without it every policy of the platform is silently ignored on EKS.
+ADDON_CONFIGURATION = {"vpc-cni": json.dumps({"enableNetworkPolicy": "true"})}
+
+
+# The retention periods CloudWatch Logs accepts.
+_LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096)
+
+
+def log_retention_days(days: int) -> int:
+    """The shortest retention CloudWatch accepts that keeps at least ``days`` days."""
+    return next((d for d in _LOG_RETENTION_DAYS if d >= days), _LOG_RETENTION_DAYS[-1])
+
+
+def ebs_kms_statements(key_arn: pulumi.Input[str]) -> list[dict]:
+    """What the EBS CSI driver needs on a customer-managed key to create encrypted volumes."""
+    return [
+        {
+            "Effect": "Allow",
+            "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
+            "Resource": [key_arn],
+            "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        },
+        {
+            "Effect": "Allow",
+            "Action": [
+                "kms:Encrypt",
+                "kms:Decrypt",
+                "kms:ReEncrypt*",
+                "kms:GenerateDataKey*",
+                "kms:DescribeKey",
+            ],
+            "Resource": [key_arn],
+        },
+    ]
+
+
 def _policy(statements: list[dict]) -> pulumi.Output[str]:
     return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements})
 
@@ -222,6 +259,15 @@ class AwsPlatform(pulumi.ComponentResource):
         cluster_role = self._role(
             f"{name}-eks-role", "eks.amazonaws.com", [f"{managed}AmazonEKSClusterPolicy"]
         )
+        # EKS creates this group itself when it does not exist, with no expiry, and keeps it
+        # after the cluster is deleted; owning it gives it a retention and lets destroy remove it.
+        logs = aws.cloudwatch.LogGroup(
+            f"{name}-eks-logs",
+            name=f"/aws/eks/{self.prefix}/cluster",
+            # CloudWatch encrypts it with its own key: ours has no key policy for logs.<region>
+            retention_in_days=log_retention_days(cfg.retention_days),
+            opts=child,
+        )
         cluster = aws.eks.Cluster(
             f"{name}-eks",
             name=f"{self.prefix}",
@@ -230,7 +276,13 @@ class AwsPlatform(pulumi.ComponentResource):
             vpc_config={
                 "subnet_ids": [s.id for s in private + public],
                 "endpoint_private_access": True,
-                "endpoint_public_access": True,
+                # EKS defaults the public endpoint to 0.0.0.0/0; only the configured networks
+                "endpoint_public_access": bool(cfg.api_allowed_cidrs),
+                **(
+                    {"public_access_cidrs": list(cfg.api_allowed_cidrs)}
+                    if cfg.api_allowed_cidrs
+                    else {}
+                ),
             },
             access_config={
                 "authentication_mode": "API",
@@ -239,7 +291,7 @@ class AwsPlatform(pulumi.ComponentResource):
             encryption_config={"resources": ["secrets"], "provider": {"key_arn": self.key.arn}},
             enabled_cluster_log_types=["api", "audit", "authenticator"],
             deletion_protection=cfg.deletion_protection,
-            opts=child,
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[logs])),
         )
         node_role = self._role(
             f"{name}-node-role",
@@ -280,12 +332,21 @@ class AwsPlatform(pulumi.ComponentResource):
             policy_arn=f"{managed}service-role/AmazonEBSCSIDriverPolicy",
             opts=child,
         )
+        # The managed policy has no KMS actions; volumes encrypted with our key need these
+        # (EKS user guide, "ebs-csi": "If you use a custom KMS key").
+        aws.iam.RolePolicy(
+            f"{name}-ebs-csi-kms",
+            role=ebs_role.name,
+            policy=_policy(ebs_kms_statements(self.key.arn)),
+            opts=child,
+        )
         for addon in ("vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver"):
             aws.eks.Addon(
                 f"{name}-addon-{addon}",
                 cluster_name=cluster.name,
                 addon_name=addon,
                 service_account_role_arn=ebs_role.arn if addon == "aws-ebs-csi-driver" else None,
+                configuration_values=ADDON_CONFIGURATION.get(addon),
                 resolve_conflicts_on_update="OVERWRITE",
                 opts=pulumi.ResourceOptions.merge(
                     child, pulumi.ResourceOptions(depends_on=[nodes])

@@ -9,24 +9,19 @@ generated with pulumi_random and handed to the charts through Secrets.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components import security
+from components import charts, security
 from components.types import BUCKET_ACCESS, BUCKETS, ObjectStore, SecretRef
 from infra.config import StackConfig
 from infra.platforms import base
 
 DATA_NS = "mlops-data"
 CNPG_NS = "cnpg-system"
-# Pinned chart versions and repositories (bump deliberately, together with their values).
-CHARTS = {
-    "cnpg": ("cloudnative-pg", "0.27.1", "https://cloudnative-pg.github.io/charts"),
-    "valkey": ("valkey", "0.9.2", "https://valkey.io/valkey-helm/"),
-    "seaweedfs": ("seaweedfs", "4.0.385", "https://seaweedfs.github.io/seaweedfs/helm"),
-}
 POSTGRES_IMAGE = "ghcr.io/cloudnative-pg/postgresql:17.5"
 DB_NAME = DB_USER = "mlops"
 S3_REGION = "us-east-1"  # SeaweedFS ignores the region; S3 clients insist on one
@@ -49,6 +44,7 @@ class LocalPlatform(pulumi.ComponentResource):
             f"{name}-k8s", context=cfg.kube_context, opts=pulumi.ResourceOptions(parent=self)
         )
         child = pulumi.ResourceOptions(parent=self, providers={"kubernetes": provider})
+        self.ready: list[pulumi.Resource] = []  # what Jobs needing the services wait for
         stateful = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(protect=cfg.protect))
         self._namespaces(name, cfg.namespace, child)
         db_url = self._postgres(name, cfg, child, stateful)
@@ -82,6 +78,7 @@ class LocalPlatform(pulumi.ComponentResource):
                     credentials=s3_refs,
                 ),
                 egress_rules=tuple(egress),
+                ready=tuple(self.ready),
             ),
             outputs={"objectStoreBuckets": store},
         )
@@ -118,17 +115,10 @@ class LocalPlatform(pulumi.ComponentResource):
         values: dict,
         opts: pulumi.ResourceOptions,
     ) -> k8s.helm.v3.Release:
-        chart, version, repo = CHARTS[key]
-        return k8s.helm.v3.Release(
-            f"{name}-{key}",
-            name=key,
-            chart=chart,
-            version=version,
-            repository_opts={"repo": repo},
-            namespace=namespace,
-            values=values,
-            opts=opts,
-        )
+        release = charts.release(f"{name}-{key}", key, key, namespace, values, opts)
+        if key != "cnpg":  # the services themselves (Helm waits for their pods)
+            self.ready.append(release)
+        return release
 
     def _postgres(
         self,
@@ -152,26 +142,37 @@ class LocalPlatform(pulumi.ComponentResource):
         storage: dict = {"size": "5Gi"}
         if cfg.storage_class:
             storage["storageClass"] = cfg.storage_class
-        k8s.apiextensions.CustomResource(
-            f"{name}-postgres",
-            api_version="postgresql.cnpg.io/v1",
-            kind="Cluster",
-            metadata={"name": "postgres", "namespace": self.ns[DATA_NS]},
-            spec={
-                "instances": 1,
-                "imageName": POSTGRES_IMAGE,
-                "storage": storage,
-                "bootstrap": {
-                    "initdb": {
-                        "database": DB_NAME,
-                        "owner": DB_USER,
-                        "secret": {"name": auth.metadata["name"]},
-                    }
+        self.ready.append(
+            k8s.apiextensions.CustomResource(
+                f"{name}-postgres",
+                api_version="postgresql.cnpg.io/v1",
+                kind="Cluster",
+                metadata={
+                    "name": "postgres",
+                    "namespace": self.ns[DATA_NS],
+                    # Pulumi does not await custom resources unless told what ready means;
+                    # CNPG sets Ready=True when the cluster is healthy (provider >= 4.18).
+                    "annotations": {
+                        "pulumi.com/waitFor": "condition=Ready",
+                        "pulumi.com/timeoutSeconds": "900",
+                    },
                 },
-            },
-            opts=pulumi.ResourceOptions.merge(
-                stateful, pulumi.ResourceOptions(depends_on=[operator])
-            ),
+                spec={
+                    "instances": 1,
+                    "imageName": POSTGRES_IMAGE,
+                    "storage": storage,
+                    "bootstrap": {
+                        "initdb": {
+                            "database": DB_NAME,
+                            "owner": DB_USER,
+                            "secret": {"name": auth.metadata["name"]},
+                        }
+                    },
+                },
+                opts=pulumi.ResourceOptions.merge(
+                    stateful, pulumi.ResourceOptions(depends_on=[operator])
+                ),
+            )
         )
         return pulumi.Output.concat(
             f"postgresql+psycopg://{DB_USER}:",
@@ -251,18 +252,7 @@ class LocalPlatform(pulumi.ComponentResource):
             name,
             "seaweedfs",
             self.ns[DATA_NS],
-            {
-                "fullnameOverride": "seaweedfs",
-                "master": {"replicas": 1},
-                "volume": {"replicas": 1},
-                "filer": {"replicas": 1},
-                "s3": {
-                    "enabled": True,
-                    "enableAuth": True,
-                    "existingConfigSecret": config.metadata["name"],
-                    "createBuckets": [{"name": b} for b in buckets.values()],
-                },
-            },
+            seaweedfs_values(buckets.values(), config.metadata["name"], cfg.storage_class or ""),
             stateful,
         )
         return buckets, keys
@@ -297,6 +287,39 @@ class LocalPlatform(pulumi.ComponentResource):
                 SecretRef(n, "AWS_SECRET_ACCESS_KEY"),
             )
         return refs
+
+
+def seaweedfs_values(
+    buckets: Iterable[str], config_secret: pulumi.Input[str], storage_class: str
+) -> dict:
+    """Values for SeaweedFS chart 4.44.0 (read against its templates).
+
+    The chart keeps every store and log on ``hostPath`` by default (so existing releases keep
+    upgrading), which Pod Security ``baseline`` in the data namespace forbids: data goes to
+    PVCs (``""``: the cluster's default class), logs to ``emptyDir``. The post-install/upgrade
+    bucket hook of this version reads ``s3.createBuckets`` and skips buckets that exist.
+    """
+
+    def claim(size: str) -> dict:
+        return {"type": "persistentVolumeClaim", "size": size, "storageClass": storage_class}
+
+    scratch = {"type": "emptyDir"}
+    return {
+        "fullnameOverride": "seaweedfs",
+        "master": {"replicas": 1, "data": claim("1Gi"), "logs": scratch},
+        "volume": {
+            "replicas": 1,
+            "dataDirs": [{"name": "data1", **claim("10Gi"), "maxVolumes": 0}],
+        },
+        "filer": {"replicas": 1, "data": claim("1Gi"), "logs": scratch},
+        "s3": {
+            "enabled": True,
+            "enableAuth": True,
+            "existingConfigSecret": config_secret,
+            "createBuckets": [{"name": b} for b in buckets],
+            "logs": scratch,
+        },
+    }
 
 
 _ACTIONS = {"r": ("Read", "List"), "rw": ("Read", "List", "Write")}

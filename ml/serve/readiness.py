@@ -36,6 +36,7 @@ class WorkerReadiness:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._mark = self.directory / str(pid or os.getpid())
         self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def refresh(self) -> bool:
         """Mark or unmark this worker from its own state; return that state."""
@@ -62,8 +63,11 @@ class WorkerReadiness:
             while not self._stop.wait(every_s):
                 self.refresh()
 
-        threading.Thread(target=loop, name="readiness-mark", daemon=True).start()
+        self._thread = threading.Thread(target=loop, name="readiness-mark", daemon=True)
+        self._thread.start()
 
     def close(self) -> None:
         self._stop.set()
+        if self._thread is not None:  # else a refresh in flight could mark us again
+            self._thread.join(timeout=5)
         self._mark.unlink(missing_ok=True)

@@ -1,4 +1,4 @@
-"""Every rendered Kubernetes object passes `kubernetes-validate --strict` for Kubernetes 1.32.
+"""Every rendered Kubernetes object passes `kubernetes-validate --strict` for the deployed version.
 
 kubernetes-validate ships schemas for built-in kinds only: for a custom resource it raises
 ``SchemaNotFoundError`` (its CLI merely warns and exits 0, i.e. skips silently). Here the
@@ -14,7 +14,10 @@ import kubernetes_validate
 import pytest
 from kubernetes_validate.utils import SchemaNotFoundError
 
-K8S_VERSION = "1.32.0"
+from infra.render import stack_config
+
+# The version the AWS stacks deploy (kind's node image is pinned to the same minor).
+K8S_VERSION = f"{stack_config('aws-dev')['mlops:kubernetesVersion']}.0"
 DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 

@@ -239,17 +239,20 @@ def test_repositories_per_stack() -> None:
     assert build_images.ecr_region(build_images.registry_host(ecr["ml"])) == "eu-west-1"
 
 
-def test_ecr_targets_are_urns_of_the_repositories_and_their_key() -> None:
+def test_ecr_targets_are_the_repositories_their_key_parent_and_provider() -> None:
     inventory = [
         {"type": "mlops:index:AwsPlatform", "name": "aws", "parent": None},
+        {"type": "pulumi:providers:aws", "name": "aws-provider", "parent": "aws"},
         {"type": "aws:kms/key:Key", "name": "aws-kms", "parent": "aws"},
         {"type": "aws:ecr/repository:Repository", "name": "aws-ecr-ml", "parent": "aws"},
         {"type": "aws:s3/bucket:Bucket", "name": "aws-artifacts", "parent": "aws"},
     ]
+    platform = "urn:pulumi:aws-dev::mlops::mlops:index:AwsPlatform"
     assert build_images.ecr_targets(inventory, "aws-dev", "mlops") == [
-        "urn:pulumi:aws-dev::mlops::mlops:index:AwsPlatform$aws:kms/key:Key::aws-kms",
-        "urn:pulumi:aws-dev::mlops::mlops:index:AwsPlatform$aws:ecr/repository:Repository"
-        "::aws-ecr-ml",
+        f"{platform}::aws",
+        f"{platform}$pulumi:providers:aws::aws-provider",
+        f"{platform}$aws:kms/key:Key::aws-kms",
+        f"{platform}$aws:ecr/repository:Repository::aws-ecr-ml",
     ]
 
 
@@ -281,14 +284,20 @@ def test_missing_ecr_repositories_are_created_by_a_targeted_update(monkeypatch) 
     monkeypatch.setattr(build_images.workflow, "render_inventory", lambda _s: inventory)
     stack = FakeStack("aws-dev", config={"aws:region": "eu-west-1"})
     ups: list[dict] = []
-    stack.up = lambda **kw: ups.append(kw)  # type: ignore[method-assign]
+    stack.up = lambda **kw: ups.append({**kw, "env": dict(stack.workspace.env_vars)})  # type: ignore[method-assign]
     run = FakeDocker({("aws", "sts"): (0, "123456789012\n", "")})
     ecr = build_images.ensure_ecr(stack, lambda _l: None, run)
     assert ups[0]["target"] == [
-        "urn:pulumi:aws-dev::mlops::mlops:index:AwsPlatform$aws:ecr/repository:Repository"
-        f"::aws-ecr-{i}"
-        for i in ("ml", "serving")
+        "urn:pulumi:aws-dev::mlops::mlops:index:AwsPlatform::aws",
+        *(
+            "urn:pulumi:aws-dev::mlops::mlops:index:AwsPlatform$aws:ecr/repository:Repository"
+            f"::aws-ecr-{i}"
+            for i in ("ml", "serving")
+        ),
     ]
+    # the program accepts the placeholder images only for this update, then refuses them again
+    assert ups[0]["env"] == {"MLOPS_REGISTRIES_ONLY": "1"}
+    assert stack.workspace.env_vars == {}
     assert build_images.repositories("aws-dev", ecr)["ml"].endswith("/mlops-aws-dev-ml")
 
 

@@ -3,6 +3,8 @@ and a fake Automation API stack that records what was called, in order."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from datetime import datetime
 from typing import Any
 
@@ -79,6 +81,7 @@ class FakeStack:
         history: list[Any] | None = None,
     ) -> None:
         self.name = name
+        self.workspace = SimpleNamespace(env_vars={})
         self.calls: list[tuple] = []
         self._config = {k: ConfigValue(v) for k, v in (config or {}).items()}
         self._outputs = outputs or {}
