@@ -129,6 +129,7 @@ class StackConfig(BaseModel):
     db_allocated_storage: Annotated[int, Field(ge=20)]
     db_multi_az: bool
     deletion_protection: bool
+    final_snapshots: bool
     cache_node_type: str
     cache_nodes: Annotated[int, Field(ge=1, le=6)]
 

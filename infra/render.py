@@ -260,6 +260,7 @@ def _outputs(typ: str, name: str, inputs: dict, region: str) -> dict:
         return {
             "result": _fake(name, int(inputs.get("length", 24))),
             "bcryptHash": _fake("b" + name),
+            "hex": _fake(name, 2 * int(inputs.get("byteLength", 4))),  # RandomId
         }
     if typ == "aws:eks/cluster:Cluster":
         issuer = f"https://oidc.eks.{region}.amazonaws.com/id/{_fake(name, 32).upper()}"

@@ -7,8 +7,11 @@ Order: (1) refuse a protected stack (aws-prod, or config ``mlops:protect: true``
 explicit flag is given; (2) export MLflow runs, registry and artifacts and the Feast registry
 into ``build/exports/<stack>-<time>/`` (skipped only with ``--skip-export``); (3) for a protected
 stack, turn protection off through config and an update (``protect``,
-``deletionProtection``), so that Pulumi and AWS allow deletion; (4) ``pulumi destroy``;
-(5) check the stack's state holds no resource but Pulumi's own bookkeeping.
+``deletionProtection``), so that Pulumi and AWS allow deletion (``finalSnapshots`` stays on:
+the database and the cache still leave a final snapshot); (4) ``pulumi destroy``; (5) check
+the stack's state holds no resource but Pulumi's own bookkeeping; (6) on AWS, delete what the
+cluster created outside Pulumi (orphaned PVC volumes, snapshotted first when protected) and
+list by tag, through AWS's own API, that nothing of the stack remains (:mod:`scripts.leftovers`).
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ml.errors import UserError
-from scripts import workflow
+from scripts import leftovers, workflow
 from scripts.export import export_stack_state
 
 PROTECTED_FLAG = "--i-know-this-is-protected"
 UNPROTECT_KEYS = ("protect", "deletionProtection")
 
 Exporter = Callable[[workflow.StackLike, Path], list[Path]]
+# (stack, protected, out) -> what the cloud still holds after the destroy (AWS stacks)
+Sweeper = Callable[[workflow.StackLike, bool, Callable[[str], None]], leftovers.Cleanup]
 
 
 def destroy(
@@ -34,13 +39,15 @@ def destroy(
     allow_protected: bool,
     exporter: Exporter | None,
     export_dir: Path,
+    sweeper: Sweeper | None = None,
     out: Callable[[str], None] = print,
 ) -> None:
-    """Export (unless ``exporter`` is None), unprotect if allowed, destroy, verify.
+    """Export (unless ``exporter`` is None), unprotect if allowed, destroy, verify, sweep.
 
     Raises:
         UserError: the stack is protected and ``allow_protected`` is False, the export failed
-            (nothing is destroyed then), or resources are left after the destroy.
+            (nothing is destroyed then), or resources are left after the destroy (in the
+            stack's state, or in the cloud by tag).
     """
     protected = workflow.is_protected(stack)
     if protected and not allow_protected:
@@ -63,6 +70,17 @@ def destroy(
             f"{len(left)} resources are still in stack {stack.name} after destroy: {urns}",
             f"inspect with `pulumi stack -s {stack.name} --show-urns`, then destroy again",
         )
+    if sweeper is not None:
+        swept = sweeper(stack, protected, out)
+        for arn in swept.kept:
+            out(f"destroy: kept on purpose: {arn}")
+        if swept.left:
+            raise UserError(
+                f"{len(swept.left)} resources tagged stack={stack.name} remain in the cloud after "
+                f"destroy: {', '.join(swept.left[:5])}",
+                "delete them in the AWS console or CLI (they are not in Pulumi's state), then "
+                "run destroy again to re-check",
+            )
     out(f"destroy: stack {stack.name} holds no resources; nothing billable is left")
 
 
@@ -98,7 +116,19 @@ def main(argv: list[str] | None = None) -> None:
         if args.skip_export
         else (lambda s, d: export_stack_state(s, d, args.tracking_uri)),
         export_dir=export_dir,
+        sweeper=aws_sweeper if workflow.is_aws(args.stack) else None,
     )
+
+
+def aws_sweeper(
+    stack: workflow.StackLike, protected: bool, out: Callable[[str], None] = print
+) -> leftovers.Cleanup:
+    """:func:`scripts.leftovers.clean_up` in the stack's region with the caller's credentials."""
+    import boto3
+
+    region = getattr(stack.get_all_config().get("aws:region"), "value", None)
+    session = boto3.Session(region_name=region)
+    return leftovers.clean_up(session, stack.name, snapshot_first=protected, out=out)
 
 
 if __name__ == "__main__":

@@ -420,7 +420,19 @@ class AwsPlatform(pulumi.ComponentResource):
                 "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
             },
             provisioner="ebs.csi.aws.com",
-            parameters={"type": "gp3", "encrypted": "true", "kmsKeyId": self.key.arn},
+            parameters={
+                "type": "gp3",
+                "encrypted": "true",
+                "kmsKeyId": self.key.arn,
+                # The driver's volumes carry the stack's tags, so destroy can find the ones a
+                # PVC leaves behind (scripts/leftovers.py) and the bill can attribute them.
+                **{
+                    f"tagSpecification_{i}": f"{key}={value}"
+                    for i, (key, value) in enumerate(
+                        sorted(self.cfg.tags(pulumi.get_stack()).items()), start=1
+                    )
+                },
+            },
             volume_binding_mode="WaitForFirstConsumer",
             allow_volume_expansion=True,
             reclaim_policy="Retain" if self.cfg.protect else "Delete",
@@ -479,8 +491,9 @@ class AwsPlatform(pulumi.ComponentResource):
             deletion_protection=cfg.deletion_protection,
             backup_retention_period=min(cfg.retention_days, 35),
             copy_tags_to_snapshot=True,
-            skip_final_snapshot=not cfg.protect,
-            final_snapshot_identifier=f"{self.prefix}-final" if cfg.protect else None,
+            # Not tied to `protect`: destroy turns protection off, never the final snapshot.
+            skip_final_snapshot=not cfg.final_snapshots,
+            final_snapshot_identifier=self._final_snapshot_name(f"{name}-db"),
             auto_minor_version_upgrade=True,
             apply_immediately=not cfg.protect,
             opts=self.stateful,
@@ -524,10 +537,22 @@ class AwsPlatform(pulumi.ComponentResource):
             subnet_group_name=subnets.name,
             security_group_ids=[self._client_sg(f"{name}-redis-sg", 6379, client_sg).id],
             snapshot_retention_limit=min(cfg.retention_days, 35),
+            final_snapshot_identifier=self._final_snapshot_name(f"{name}-redis"),
             apply_immediately=not cfg.protect,
             opts=self.stateful,
         )
         return group.primary_endpoint_address, token.result
+
+    def _final_snapshot_name(self, name: str) -> pulumi.Output[str] | None:
+        """A unique name for the snapshot AWS takes when the store is deleted (None: none).
+
+        Snapshot names are unique per account and region, so a fixed name would block the
+        second delete (a replacement, or a stack created again under the same name).
+        """
+        if not self.cfg.final_snapshots:
+            return None
+        suffix = random.RandomId(f"{name}-final-snapshot", byte_length=4, opts=self.child)
+        return pulumi.Output.concat(self.prefix, "-final-", suffix.hex)
 
     def _buckets(self, name: str) -> dict[str, aws.s3.Bucket]:
         """Versioned, KMS-encrypted, private, TLS-only buckets; old versions expire."""

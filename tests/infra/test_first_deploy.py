@@ -147,18 +147,23 @@ def test_the_eks_api_is_reachable_only_from_configured_networks(aws_dev) -> None
         config.refuse_undeployable(config.parse(_aws_raw()), "aws-dev")
 
 
-def test_configured_networks_reach_the_public_endpoint(tmp_path) -> None:
+def _render_with(stack: str, root, **config: object) -> list:
+    """Render ``stack`` with its stack file's ``config`` changed (a copy under ``root``)."""
     import shutil
 
     import yaml
 
-    shutil.copy(render.ROOT / "Pulumi.yaml", tmp_path)
-    (tmp_path / "stacks").mkdir()
-    stack_file = yaml.safe_load((render.ROOT / "stacks" / "Pulumi.aws-dev.yaml").read_text())
-    stack_file["config"]["mlops:apiAllowedCidrs"] = ["198.51.100.7/32"]
-    (tmp_path / "stacks" / "Pulumi.aws-dev.yaml").write_text(yaml.safe_dump(stack_file))
-    (tmp_path / "infra").symlink_to(render.ROOT / "infra")
-    resources = render.render("aws-dev", root=tmp_path)
+    shutil.copy(render.ROOT / "Pulumi.yaml", root)
+    (root / "stacks").mkdir()
+    stack_file = yaml.safe_load((render.ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())
+    stack_file["config"].update({f"mlops:{k}": v for k, v in config.items()})
+    (root / "stacks" / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(stack_file))
+    (root / "infra").symlink_to(render.ROOT / "infra")
+    return render.render(stack, root=root)
+
+
+def test_configured_networks_reach_the_public_endpoint(tmp_path) -> None:
+    resources = _render_with("aws-dev", tmp_path, apiAllowedCidrs=["198.51.100.7/32"])
     (cluster,) = [r for r in resources if r.type == "aws:eks/cluster:Cluster"]
     vpc = cluster.inputs["vpcConfig"]
     assert vpc["endpointPublicAccess"] is True
@@ -265,3 +270,29 @@ def test_feast_apply_waits_for_a_ready_database(local) -> None:
     assert database.name in apply.depends_on
     for release in _releases(local, "seaweedfs") + _releases(local, "valkey"):
         assert release.name in apply.depends_on
+
+
+# --- teardown ---------------------------------------------------------------------------------
+
+
+def test_production_stores_leave_a_final_snapshot_even_unprotected(tmp_path) -> None:
+    from scripts.destroy import UNPROTECT_KEYS
+
+    # what destroy applies to a protected stack before `pulumi destroy`
+    resources = _render_with("aws-prod", tmp_path, **dict.fromkeys(UNPROTECT_KEYS, False))
+    (db,) = [r for r in resources if r.type == "aws:rds/instance:Instance"]
+    assert db.inputs["skipFinalSnapshot"] is False
+    assert db.inputs["finalSnapshotIdentifier"].startswith("mlops-aws-prod-final-")
+    (cache,) = [r for r in resources if r.type.endswith("replicationGroup:ReplicationGroup")]
+    assert cache.inputs["finalSnapshotIdentifier"].startswith("mlops-aws-prod-final-")
+    assert db.inputs["finalSnapshotIdentifier"] != cache.inputs["finalSnapshotIdentifier"]
+
+
+def test_volumes_the_cluster_creates_carry_the_stack_tag(aws_dev) -> None:
+    (storage_class,) = aws_dev.of_type("kubernetes:storage.k8s.io/v1:StorageClass")
+    specs = {
+        v
+        for k, v in storage_class.inputs["parameters"].items()
+        if k.startswith("tagSpecification_")
+    }
+    assert "stack=aws-dev" in specs  # what scripts/leftovers.py lists and deletes by

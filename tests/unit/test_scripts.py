@@ -13,6 +13,7 @@ import pytest
 
 from ml.errors import ServiceUnavailable, UserError
 from scripts import cost, destroy, diagram, document, export, up, workflow
+from scripts.leftovers import Cleanup
 
 try:  # pytest's default "prepend" import mode, with or without packages under tests/
     from test_scripts_support import AWS_DEV_INVENTORY, AWS_DEV_MONTHLY_USD, FakeStack, Update
@@ -250,12 +251,17 @@ def test_main_passes_the_protected_flag(monkeypatch, tmp_path: Path) -> None:
     stack = FakeStack("aws-prod")
     monkeypatch.setattr(workflow, "open_stack", lambda name, create=False: stack)
     monkeypatch.setattr(destroy, "export_stack_state", lambda s, d, uri: [])
+    swept: list[bool] = []
+    monkeypatch.setattr(
+        destroy, "aws_sweeper", lambda s, protected, out: swept.append(protected) or Cleanup()
+    )
     with pytest.raises(UserError, match="protected"):
         destroy.main(["--stack", "aws-prod", "--export-dir", str(tmp_path)])
     destroy.main(
         ["--stack", "aws-prod", "--export-dir", str(tmp_path), "--i-know-this-is-protected"]
     )
     assert ("destroy",) in stack.calls
+    assert swept == [True]  # the cloud is swept by tag, snapshotting first (protected)
 
 
 # --- export ---------------------------------------------------------------------------------

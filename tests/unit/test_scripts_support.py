@@ -3,9 +3,8 @@ and a fake Automation API stack that records what was called, in order."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from pulumi.automation import ConfigValue, Deployment, OutputValue
