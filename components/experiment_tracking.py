@@ -9,7 +9,14 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import kube, security
-from components.types import Backends, Cluster, ScrapeTarget, SecretRef
+from components.types import (
+    Backends,
+    Cluster,
+    ScrapeTarget,
+    SecretRef,
+    mlflow_credentials_file,
+)
+from contract import paths
 
 APP = "mlflow"
 PORT = 5000
@@ -45,13 +52,14 @@ class ExperimentTrackingArgs:
 class ExperimentTracking(pulumi.ComponentResource):
     """MLflow server: Postgres backend store, artifacts proxied to the object store, basic auth.
 
-    Clients authenticate with :attr:`credentials` (username, password refs) against
-    :attr:`tracking_uri`; artifacts never need direct bucket access.
+    Clients authenticate against :attr:`tracking_uri` with the MLflow credentials file in the
+    Secret :attr:`credentials_secret` (key ``credentials``); artifacts never need direct bucket
+    access.
     """
 
     tracking_uri: pulumi.Output[str]
     scrape_target: ScrapeTarget
-    credentials: tuple[SecretRef, SecretRef]
+    credentials_secret: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: ExperimentTrackingArgs, opts: pulumi.ResourceOptions | None = None
@@ -69,7 +77,13 @@ class ExperimentTracking(pulumi.ComponentResource):
             f"{name}-credentials",
             cluster,
             APP,
-            {"username": ADMIN_USER, "password": password.result},
+            {
+                "username": ADMIN_USER,  # Prometheus' basic auth reads these two keys
+                "password": password.result,
+                paths.CREDENTIALS_FILE: password.result.apply(
+                    lambda p: mlflow_credentials_file(ADMIN_USER, p)
+                ),
+            },
             child,
         )
         auth_ini = pulumi.Output.all(backends.database_url, password.result).apply(
@@ -91,6 +105,7 @@ class ExperimentTracking(pulumi.ComponentResource):
         )
 
         hosts = _allowed_hosts(server, cluster.namespace, args.ingress_host)
+        s3_files = backends.object_store.files(APP)
         artifacts = pulumi.Output.concat("s3://", backends.object_store.buckets["artifacts"], "/")
         container = security.container(
             "mlflow",
@@ -115,21 +130,31 @@ class ExperimentTracking(pulumi.ComponentResource):
             ports=[{"name": "http", "containerPort": PORT}],
             probe=security.http_probe("/health", "http"),
             resources=args.resources,
-            mounts=[{"name": "auth", "mountPath": "/etc/mlflow", "readOnly": True}],
+            mounts=[
+                {"name": "auth", "mountPath": "/etc/mlflow", "readOnly": True},
+                *(f.mount() for f in s3_files),
+            ],
         )
         pod = security.pod_spec(
             [container],
             service_account=account.metadata["name"],
-            volumes=[security.secret_volume("auth", auth.metadata["name"])],
+            volumes=[
+                security.secret_volume("auth", auth.metadata["name"]),
+                *(f.volume() for f in s3_files),
+            ],
         )
         kube.deployment(server, cluster, APP, "server", pod, child, replicas=args.replicas)
         kube.service(server, cluster, APP, "server", [("http", PORT)], child)
-        self.credentials = (
-            SecretRef(creds.metadata["name"], "username"),
-            SecretRef(creds.metadata["name"], "password"),
-        )
+        self.credentials_secret = creds.metadata["name"]
         # MLflow's /metrics sits behind basic auth like every other route.
-        self.scrape_target = ScrapeTarget(APP, "http", basic_auth=self.credentials)
+        self.scrape_target = ScrapeTarget(
+            APP,
+            "http",
+            basic_auth=(
+                SecretRef(creds.metadata["name"], "username"),
+                SecretRef(creds.metadata["name"], "password"),
+            ),
+        )
         peers = [security.pod_peer(), security.namespace_peer(cluster.monitoring_namespace)]
         if args.ingress_host and cluster.ingress_class:
             self._ingress(f"{name}-ingress", server, args.ingress_host, cluster, child)

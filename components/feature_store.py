@@ -94,12 +94,16 @@ class FeatureStore(pulumi.ComponentResource):
         )
         volumes = [feast_config_volume(config.metadata["name"])]
         mounts = [FEAST_CONFIG_MOUNT]  # a directory: Secret updates reach running pods
-        store = backends.object_store.env(APP)  # endpoint, keys, the features bucket
+        store = backends.object_store.env(APP)  # endpoint, credentials file, features bucket
+        s3_files = backends.object_store.files(APP)
+        s3_mounts = [f.mount() for f in s3_files]
         yaml_env = {"name": names.FEAST_YAML, "value": paths.FEAST_YAML_PATH}
 
-        def pod(container: dict) -> dict:
+        def pod(container: dict, object_store: bool = True) -> dict:
+            """The pod of ``container``, with the S3 credentials file unless it needs none."""
+            files = [f.volume() for f in s3_files] if object_store else []
             return security.pod_spec(
-                [container], service_account=account.metadata["name"], volumes=volumes
+                [container], service_account=account.metadata["name"], volumes=volumes + files
             )
 
         def feast(role: str, cli_args: list[str], env: list[dict], **kw: object) -> dict:
@@ -124,7 +128,15 @@ class FeatureStore(pulumi.ComponentResource):
             probe=security.http_probe("/health", "http"),
             resources=args.resources,
         )
-        kube.deployment(server, cluster, APP, "server", pod(serve), child, replicas=args.replicas)
+        kube.deployment(
+            server,
+            cluster,
+            APP,
+            "server",
+            pod(serve, object_store=False),
+            child,
+            replicas=args.replicas,
+        )
         kube.service(
             server, cluster, APP, "server", [("http", PORT), ("metrics", METRICS_PORT)], child
         )
@@ -139,14 +151,16 @@ class FeatureStore(pulumi.ComponentResource):
             command=list(commands.FEAST_APPLY[:-1]),
             args=list(commands.FEAST_APPLY[-1:]),
             env=[yaml_env, *store],  # the repo module points the sources at the bucket
-            mounts=mounts,
+            mounts=mounts + s3_mounts,
             resources=security.BATCH,
         )
         after_backends = pulumi.ResourceOptions.merge(
             child, pulumi.ResourceOptions(depends_on=list(backends.ready))
         )
         kube.job(f"{name}-apply", cluster, APP, "apply", pod(apply), after_backends)
-        self._batch(name, "ingest", commands.INGEST, store, args.ingest_schedule, pod, args)
+        self._batch(
+            name, "ingest", commands.INGEST, store, s3_mounts, args.ingest_schedule, pod, args
+        )
         pushgateway = (
             [{"name": names.PUSHGATEWAY_URL, "value": args.pushgateway_url}]
             if args.pushgateway_url is not None
@@ -158,7 +172,7 @@ class FeatureStore(pulumi.ComponentResource):
             args.image,
             command=list(commands.MATERIALIZE),
             env=materialize_env,
-            mounts=mounts,
+            mounts=mounts + s3_mounts,
             resources=security.BATCH,
         )
         kube.cron_job(
@@ -190,10 +204,15 @@ class FeatureStore(pulumi.ComponentResource):
         self.config_secret = config.metadata["name"]
         self.register_outputs({"server_url": self.server_url, "config_secret": self.config_secret})
 
-    def _batch(self, name, role, command, env, schedule, pod, args) -> None:
-        """A CronJob running ``command`` with only the object store's variables."""
+    def _batch(self, name, role, command, env, mounts, schedule, pod, args) -> None:
+        """A CronJob running ``command`` with only the object store's variables and files."""
         container = security.container(
-            role, args.image, command=list(command), env=env, resources=security.BATCH
+            role,
+            args.image,
+            command=list(command),
+            env=env,
+            mounts=mounts,
+            resources=security.BATCH,
         )
         kube.cron_job(
             f"{name}-{role}",

@@ -41,17 +41,18 @@ class Governance(pulumi.ComponentResource):
             "s3://", args.backends.object_store.buckets["reports"], "/", SITE_PREFIX
         )
         command, *command_args = PUBLISH_SITE
+        wiring = services.wiring(args.backends.object_store, APP)
         container = security.container(
             "docs",
             args.image,
             command=[command],
             args=command_args,
-            env=[*services.env(), *args.backends.object_store.env(APP)],
-            mounts=services.mounts(),
+            env=wiring.env,
+            mounts=wiring.mounts,
             resources=security.BATCH,
         )
         pod = security.pod_spec(
-            [container], service_account=account.metadata["name"], volumes=services.volumes()
+            [container], service_account=account.metadata["name"], volumes=wiring.volumes
         )
         job = kube.job(f"{name}-docs", cluster, APP, "docs", pod, child)
         self.site_url = site

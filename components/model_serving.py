@@ -83,13 +83,10 @@ def traffic_policy(args: ModelServingArgs) -> TrafficPolicy:
 
 def serving_env(args: ModelServingArgs) -> list[dict]:
     """Every variable a serving pod gets; each one is read by ``ml.serve`` or its libraries."""
-    user, password = args.services.mlflow_credentials
     return [
         {"name": env.MODEL_NAME, "value": args.model_name},
         {"name": env.TRAFFIC_POLICY, "value": paths.POLICY_PATH},
         {"name": env.MLFLOW_TRACKING_URI, "value": args.services.tracking_uri},
-        user.env(env.MLFLOW_USERNAME),
-        password.env(env.MLFLOW_PASSWORD),
         *feast_env(),
         *args.backends.object_store.env("serving"),
         # Names this pod's prediction-log batches, so pods never overwrite each other's.
@@ -124,6 +121,7 @@ class ModelServing(pulumi.ComponentResource):
             data={paths.POLICY_FILE: self.policy.model_dump_json(indent=2, exclude_none=True)},
             opts=child,
         )
+        s3_files = args.backends.object_store.files("serving")
         container = security.container(
             "bentoml",
             args.image,
@@ -132,14 +130,14 @@ class ModelServing(pulumi.ComponentResource):
             probe=security.http_probe("/readyz", "http"),
             liveness=security.http_probe("/livez", "http"),
             resources=args.resources,
-            mounts=[POLICY_MOUNT, *args.services.mounts()],
+            mounts=[POLICY_MOUNT, *args.services.mounts(*s3_files)],
         )
         pod = security.pod_spec(
             [container],
             service_account=account.metadata["name"],
             volumes=[
                 {"name": "policy", "configMap": {"name": config.metadata["name"]}},
-                *args.services.volumes(),
+                *args.services.volumes(*s3_files),
             ],
         )
         deployment = self._workload(name, cluster, pod, child)

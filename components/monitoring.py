@@ -140,17 +140,18 @@ class Monitoring(pulumi.ComponentResource):
         cluster, services = args.cluster, args.services
         account = kube.service_account(f"{name}-sa", cluster, "monitor", opts)
         command, *command_args = DRIFT
+        wiring = services.wiring(args.backends.object_store, "monitor")
         container = security.container(
             "drift",
             args.image,
             command=[command],
             args=command_args,
-            env=[*services.env(), *args.backends.object_store.env("monitor")],
-            mounts=services.mounts(),
+            env=wiring.env,
+            mounts=wiring.mounts,
             resources=security.BATCH,
         )
         pod = security.pod_spec(
-            [container], service_account=account.metadata["name"], volumes=services.volumes()
+            [container], service_account=account.metadata["name"], volumes=wiring.volumes
         )
         kube.cron_job(f"{name}-drift", cluster, APP, "drift", args.drift_schedule, pod, opts)
 

@@ -47,17 +47,19 @@ class TrainingPipeline(pulumi.ComponentResource):
         cluster, services = args.cluster, args.services
         account = kube.service_account(f"{name}-sa", cluster, WORKLOAD, child)
 
+        wiring = services.wiring(args.backends.object_store, WORKLOAD)
+
         def pod(role: str, command: tuple[str, ...]) -> dict:
             container = security.container(
                 role,
                 args.image,
                 command=list(command),
-                env=[*services.env(), *args.backends.object_store.env(WORKLOAD)],
-                mounts=services.mounts(),
+                env=wiring.env,
+                mounts=wiring.mounts,
                 resources=RESOURCES,
             )
             return security.pod_spec(
-                [container], service_account=account.metadata["name"], volumes=services.volumes()
+                [container], service_account=account.metadata["name"], volumes=wiring.volumes
             )
 
         train = kube.job(

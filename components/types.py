@@ -58,17 +58,55 @@ class SecretRef:
 
 
 @dataclass(frozen=True)
+class SecretFile:
+    """One key of a Secret as a file, in a directory mount (Kubernetes updates those in place).
+
+    Credentials that a program can read from a file (the AWS SDKs, the MLflow client) reach it
+    this way rather than as environment variables, which every child process inherits and
+    which end up in crash reports and ``/proc/<pid>/environ``.
+    """
+
+    volume_name: str
+    secret: pulumi.Input[str]
+    directory: str
+    key: str = paths.CREDENTIALS_FILE
+
+    def volume(self) -> dict:
+        items = [{"key": self.key, "path": self.key}]
+        return {
+            "name": self.volume_name,
+            "secret": {"secretName": self.secret, "items": items, "defaultMode": 0o440},
+        }
+
+    def mount(self) -> dict:
+        return {"name": self.volume_name, "mountPath": self.directory, "readOnly": True}
+
+
+def aws_credentials_file(access_key: str, secret_key: str) -> str:
+    """Static keys in the AWS shared-credentials format (profile ``default``)."""
+    return f"[default]\naws_access_key_id = {access_key}\naws_secret_access_key = {secret_key}\n"
+
+
+def mlflow_credentials_file(username: str, password: str) -> str:
+    """What the MLflow client reads from ``~/.mlflow/credentials``."""
+    return (
+        f"[mlflow]\nmlflow_tracking_username = {username}\nmlflow_tracking_password = {password}\n"
+    )
+
+
+@dataclass(frozen=True)
 class ObjectStore:
     """An S3-compatible store: bucket names by role, and how each workload authenticates.
 
-    ``credentials`` maps a workload to its (access key, secret key) refs where the store uses
-    static keys (SeaweedFS); it is empty where pods get a role instead (S3 with IRSA).
+    ``credentials`` maps a workload to the Secret holding its static keys as an AWS credentials
+    file (key ``credentials``) where the store uses static keys (SeaweedFS); it is empty where
+    pods get a role instead (S3 with IRSA).
     """
 
     endpoint_url: pulumi.Input[str] | None
     region: str
     buckets: Mapping[str, pulumi.Input[str]]
-    credentials: Mapping[str, tuple[SecretRef, SecretRef]] = field(default_factory=dict)
+    credentials: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
     def env(self, workload: str, bucket_names: bool = True) -> list[dict]:
         """The container env a workload needs to reach its buckets.
@@ -83,11 +121,19 @@ class ObjectStore:
         if self.endpoint_url is not None:
             variables.append({"name": "AWS_ENDPOINT_URL_S3", "value": self.endpoint_url})
         if workload in self.credentials:
-            access, secret = self.credentials[workload]
-            variables += [access.env("AWS_ACCESS_KEY_ID"), secret.env("AWS_SECRET_ACCESS_KEY")]
+            variables.append(
+                {"name": env.AWS_SHARED_CREDENTIALS_FILE, "value": paths.AWS_CREDENTIALS_PATH}
+            )
         for role in BUCKET_ACCESS.get(workload, {}) if bucket_names else ():
             variables.append({"name": env.bucket(role), "value": self.buckets[role]})
         return variables
+
+    def files(self, workload: str) -> list[SecretFile]:
+        """The workload's credentials file, where the store uses static keys."""
+        if workload not in self.credentials:
+            return []
+        secret = self.credentials[workload]
+        return [SecretFile("s3-credentials", secret, paths.AWS_CREDENTIALS_DIR)]
 
 
 @dataclass(frozen=True)
@@ -135,26 +181,45 @@ class Services:
     """
 
     tracking_uri: pulumi.Input[str]
-    mlflow_credentials: tuple[SecretRef, SecretRef]
+    mlflow_credentials: pulumi.Input[str]  # Secret with an MLflow credentials file
     feast_config_secret: pulumi.Input[str]
     pushgateway_url: pulumi.Input[str]
 
     def env(self) -> list[dict]:
-        user, password = self.mlflow_credentials
         return [
             {"name": env.MLFLOW_TRACKING_URI, "value": self.tracking_uri},
-            user.env(env.MLFLOW_USERNAME),
-            password.env(env.MLFLOW_PASSWORD),
             *feast_env(),
             {"name": env.PUSHGATEWAY_URL, "value": self.pushgateway_url},
         ]
 
-    def volumes(self) -> list[dict]:
-        return [feast_config_volume(self.feast_config_secret)]
+    def mlflow_file(self) -> SecretFile:
+        return SecretFile(
+            "mlflow-credentials", self.mlflow_credentials, paths.MLFLOW_CREDENTIALS_DIR
+        )
 
-    @staticmethod
-    def mounts() -> list[dict]:
-        return [FEAST_CONFIG_MOUNT]
+    def volumes(self, *files: SecretFile) -> list[dict]:
+        """The Feast configuration, the MLflow credentials and ``files`` (e.g. S3 keys)."""
+        extra = [f.volume() for f in (self.mlflow_file(), *files)]
+        return [feast_config_volume(self.feast_config_secret), *extra]
+
+    def mounts(self, *files: SecretFile) -> list[dict]:
+        return [FEAST_CONFIG_MOUNT, *(f.mount() for f in (self.mlflow_file(), *files))]
+
+    def wiring(self, store: ObjectStore, workload: str) -> PodWiring:
+        """Env, volumes and mounts of a batch workload that uses the services and the store."""
+        files = store.files(workload)
+        return PodWiring(
+            env=[*self.env(), *store.env(workload)],
+            volumes=self.volumes(*files),
+            mounts=self.mounts(*files),
+        )
+
+
+@dataclass(frozen=True)
+class PodWiring:
+    env: list[dict]
+    volumes: list[dict]
+    mounts: list[dict]
 
 
 def feast_env() -> list[dict]:

@@ -11,8 +11,8 @@ PREFIX = "MLOPS_"
 
 # Services
 MLFLOW_TRACKING_URI = "MLOPS_MLFLOW_TRACKING_URI"
-MLFLOW_USERNAME = "MLFLOW_TRACKING_USERNAME"  # read by the MLflow client
-MLFLOW_PASSWORD = "MLFLOW_TRACKING_PASSWORD"  # read by the MLflow client
+# The MLflow client's credentials reach pods as ~/.mlflow/credentials (contract.paths), not as
+# MLFLOW_TRACKING_USERNAME/PASSWORD; processes outside a pod may still set those.
 PUSHGATEWAY_URL = "MLOPS_PUSHGATEWAY_URL"
 FEAST_YAML = "FEAST_FS_YAML_FILE_PATH"  # read by the Feast CLI and ml.features.store
 FEATURE_REPO = "MLOPS_FEATURE_REPO"
@@ -21,8 +21,9 @@ FEATURE_REPO = "MLOPS_FEATURE_REPO"
 AWS_ENDPOINT_URL_S3 = "AWS_ENDPOINT_URL_S3"
 AWS_REGION = "AWS_REGION"
 AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
-AWS_ACCESS_KEY_ID = "AWS_ACCESS_KEY_ID"
+AWS_ACCESS_KEY_ID = "AWS_ACCESS_KEY_ID"  # outside pods only: pods get a credentials file
 AWS_SECRET_ACCESS_KEY = "AWS_SECRET_ACCESS_KEY"
+AWS_SHARED_CREDENTIALS_FILE = "AWS_SHARED_CREDENTIALS_FILE"  # read by boto3 and pyarrow's S3
 
 
 def bucket(role: str) -> str:

@@ -163,12 +163,13 @@ class Session:
         """The MLflow client in this process talks to the mlflow-server pod as the admin."""
         import mlflow
 
-        env = self.cluster.env_of("pipeline-train")
+        # pods read the same Secret as ~/.mlflow/credentials; this process takes its two keys
+        creds = self.cluster.secrets["mlflow-credentials"]
         uri = f"http://{self.cluster.ip('mlflow-server')}:5000"
         values = {
             "MLFLOW_TRACKING_URI": uri,
-            "MLFLOW_TRACKING_USERNAME": env["MLFLOW_TRACKING_USERNAME"],
-            "MLFLOW_TRACKING_PASSWORD": env["MLFLOW_TRACKING_PASSWORD"],
+            "MLFLOW_TRACKING_USERNAME": creds["username"],
+            "MLFLOW_TRACKING_PASSWORD": creds["password"],
         }
         with environ(values):
             mlflow.set_tracking_uri(uri)

@@ -39,7 +39,7 @@ def compose(cfg: StackConfig, platform: Platform) -> dict[str, pulumi.Input[obje
     )
     services = Services(
         tracking_uri=tracking.tracking_uri,
-        mlflow_credentials=tracking.credentials,
+        mlflow_credentials=tracking.credentials_secret,
         feast_config_secret=features.config_secret,
         pushgateway_url=pushgateway_url(cluster.monitoring_namespace),
     )

@@ -16,7 +16,8 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import charts, security
-from components.types import BUCKET_ACCESS, BUCKETS, ObjectStore, SecretRef
+from components.types import BUCKET_ACCESS, BUCKETS, ObjectStore, aws_credentials_file
+from contract import paths
 from infra.config import StackConfig
 from infra.platforms import base
 
@@ -263,10 +264,17 @@ class LocalPlatform(pulumi.ComponentResource):
         ns: k8s.core.v1.Namespace,
         keys: dict[str, tuple[pulumi.Output[str], pulumi.Output[str]]],
         opts: pulumi.ResourceOptions,
-    ) -> dict[str, tuple[SecretRef, SecretRef]]:
-        """Each workload's S3 keys in its own Secret in the application namespace."""
-        refs = {}
+    ) -> dict[str, pulumi.Output[str]]:
+        """Each workload's S3 keys in its own Secret in the application namespace.
+
+        Pods mount the ``credentials`` key (the AWS credentials-file format); the two plain
+        keys are for people and tools reading the Secret.
+        """
+        secrets = {}
         for workload, (access, secret) in keys.items():
+            credentials = pulumi.Output.all(access, secret).apply(
+                lambda pair: aws_credentials_file(*pair)
+            )
             s = k8s.core.v1.Secret(
                 f"{name}-s3-{workload}",
                 metadata={
@@ -278,15 +286,12 @@ class LocalPlatform(pulumi.ComponentResource):
                 string_data={
                     "AWS_ACCESS_KEY_ID": pulumi.Output.secret(access),
                     "AWS_SECRET_ACCESS_KEY": pulumi.Output.secret(secret),
+                    paths.CREDENTIALS_FILE: pulumi.Output.secret(credentials),
                 },
                 opts=opts,
             )
-            n = s.metadata["name"]
-            refs[workload] = (
-                SecretRef(n, "AWS_ACCESS_KEY_ID"),
-                SecretRef(n, "AWS_SECRET_ACCESS_KEY"),
-            )
-        return refs
+            secrets[workload] = s.metadata["name"]
+        return secrets
 
 
 def seaweedfs_values(

@@ -296,3 +296,42 @@ def test_volumes_the_cluster_creates_carry_the_stack_tag(aws_dev) -> None:
         if k.startswith("tagSpecification_")
     }
     assert "stack=aws-dev" in specs  # what scripts/leftovers.py lists and deletes by
+
+
+# --- credentials reach programs as files -------------------------------------------------------
+
+# Read by `mlflow server` from its environment only (no file option): the one exception.
+ENV_ONLY_SECRETS = {"MLFLOW_BACKEND_STORE_URI", "MLFLOW_FLASK_SERVER_SECRET_KEY"}
+
+
+def test_secrets_reach_containers_as_files_where_the_program_reads_one(rendered) -> None:
+    from tests.infra.conftest import pod_spec, workloads
+
+    for obj in workloads(rendered):
+        pod = pod_spec(obj)
+        for container in pod["containers"]:
+            from_secrets = {
+                e["name"]
+                for e in container.get("env", [])
+                if "secretKeyRef" in e.get("valueFrom", {})
+            }
+            assert from_secrets <= ENV_ONLY_SECRETS, (obj["metadata"].get("name"), from_secrets)
+
+
+def test_each_credentials_file_is_where_its_reader_looks(local) -> None:
+    from contract import env, paths
+    from tests.infra.conftest import pod_spec, workloads
+
+    for obj in workloads(local):
+        pod = pod_spec(obj)
+        secret_volumes = {v["name"] for v in pod.get("volumes", []) if "secret" in v}
+        for container in pod["containers"]:
+            variables = {e["name"]: e.get("value") for e in container.get("env", [])}
+            mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+            if env.AWS_SHARED_CREDENTIALS_FILE in variables:
+                assert variables[env.AWS_SHARED_CREDENTIALS_FILE] == paths.AWS_CREDENTIALS_PATH
+                assert mounts.get(paths.AWS_CREDENTIALS_DIR) in secret_volumes
+            if env.MLFLOW_TRACKING_URI in variables:  # a client of the MLflow server
+                assert mounts.get(paths.MLFLOW_CREDENTIALS_DIR) in secret_volumes
+                home = variables.get("HOME")
+                assert f"{home}/.mlflow" == paths.MLFLOW_CREDENTIALS_DIR

@@ -12,7 +12,7 @@ from components.model_serving import (
     serving_env,
     traffic_policy,
 )
-from components.types import Cluster, ObjectStore, SecretRef, Services
+from components.types import Cluster, ObjectStore, Services
 from contract import env, paths
 from contract.traffic import TrafficPolicy
 from ml.cli.main import app
@@ -24,12 +24,10 @@ def _args(variants, steps=(5, 25, 50, 100)):
             "http://s3:8333",
             "us-east-1",
             {"reports": "reports-b", "features": "f", "artifacts": "a"},
-            {"serving": (SecretRef("s3", "id"), SecretRef("s3", "key"))},
+            {"serving": "serving-s3"},
         )
 
-    services = Services(
-        "http://mlflow:5000", (SecretRef("m", "u"), SecretRef("m", "p")), "feast-cfg", "http://pg"
-    )
+    services = Services("http://mlflow:5000", "mlflow-credentials", "feast-cfg", "http://pg")
     cluster = Cluster("mlops", "mlops", None, None, {})
     return ModelServingArgs(cluster, "img", variants, _Backends(), services, canary_steps=steps)
 
@@ -72,7 +70,8 @@ def test_pod_env_names_only_what_serving_reads():
     names = {e["name"] for e in serving_env(_args(STACKS["champion only"]))}
     assert {"MLOPS_VARIANT", "MLOPS_MODEL_ALIAS", "MLOPS_FEATURE_SERVER_URL"}.isdisjoint(names)
     must = {env.TRAFFIC_POLICY, env.MLFLOW_TRACKING_URI, env.FEAST_YAML, env.FEATURE_REPO}
-    must |= {env.POD_NAME, env.bucket("reports"), env.MLFLOW_USERNAME, env.AWS_ENDPOINT_URL_S3}
+    must |= {env.POD_NAME, env.bucket("reports"), env.AWS_SHARED_CREDENTIALS_FILE}
+    must |= {env.AWS_ENDPOINT_URL_S3}
     assert must <= names
     by_name = {e["name"]: e for e in serving_env(_args(STACKS["champion only"]))}
     assert by_name[env.TRAFFIC_POLICY]["value"] == paths.POLICY_PATH
