@@ -57,6 +57,10 @@ def _dns_label(value: str) -> str:
 # docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html, read 2026-12-05). After it
 # the control plane bills $0.60/h instead of $0.10/h. Add new versions here as EKS releases them.
 EKS_STANDARD_SUPPORT_ENDS = {
+    "1.31": date(2025, 11, 26),
+    "1.32": date(2026, 3, 23),
+    "1.33": date(2026, 7, 29),
+    "1.34": date(2026, 12, 2),
     "1.35": date(2027, 3, 27),
     "1.36": date(2027, 8, 2),
     "1.37": date(2027, 12, 1),
@@ -66,7 +70,7 @@ EKS_STANDARD_SUPPORT_ENDS = {
 def _eks_version(value: str) -> str:
     if value not in EKS_STANDARD_SUPPORT_ENDS:
         known = ", ".join(EKS_STANDARD_SUPPORT_ENDS)
-        raise ValueError(f"{value!r} is not an EKS version in standard support here ({known})")
+        raise ValueError(f"{value!r} is not an EKS version known here ({known})")
     return value
 
 

@@ -1,9 +1,11 @@
-"""Offline monthly cost estimate of a stack, from its rendered inventory and ``prices.yaml``.
+"""Offline cost estimate of a stack, per resource per hour and month, in the stack's region.
 
 The inventory is what ``mlops infra render`` writes (a list of ``{type, name, parent, inputs}``).
-Only resources with a fixed hourly or monthly price are counted; usage-priced ones (S3, ECR,
-logs, data transfer) are listed separately so nobody mistakes the total for a bill. A resource
-class missing from the price table is an error, not a guess.
+Prices come from ``prices.yaml`` for the region of the inventory's AWS provider (the stack's
+``aws:region``). Only resources with a fixed hourly or monthly price are counted; usage-priced
+ones (S3, ECR, logs, data transfer) are listed separately so nobody mistakes the total for a
+bill. An EKS version past standard support is priced at the extended-support rate. A region or
+a resource class missing from the price table is an error, not a guess.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import yaml
@@ -35,6 +38,11 @@ class Line:
     item: str
     quantity: float
     monthly_usd: float
+    hours_per_month: int = 730
+
+    @property
+    def hourly_usd(self) -> float:
+        return self.monthly_usd / self.hours_per_month
 
 
 @dataclass
@@ -48,10 +56,50 @@ class Estimate:
     def total(self) -> float:
         return round(sum(line.monthly_usd for line in self.lines), 2)
 
+    @property
+    def hourly_total(self) -> float:
+        return round(sum(line.hourly_usd for line in self.lines), 4)
+
 
 def load_prices(path: Path = PRICES_FILE) -> dict:
     """The price table (see the header of ``scripts/prices.yaml``)."""
     return yaml.safe_load(path.read_text())
+
+
+def region_of(inventory: list[dict]) -> str:
+    """The region of the inventory's AWS provider (the stack's ``aws:region``).
+
+    Raises:
+        UserError: no AWS provider names a region.
+    """
+    regions = {
+        str(r["inputs"]["region"])
+        for r in inventory
+        if r["type"] == "pulumi:providers:aws" and (r.get("inputs") or {}).get("region")
+    }
+    if len(regions) != 1:
+        raise UserError(
+            f"cannot tell the stack's region from its render (found {sorted(regions) or 'none'})",
+            "set aws:region in the stack file",
+        )
+    return regions.pop()
+
+
+def regional(prices: dict, region: str) -> dict:
+    """The price tables of ``region`` with the shared keys (hours, date, currency).
+
+    Raises:
+        UserError: the region has no prices yet.
+    """
+    tables = prices["regions"].get(region)
+    if tables is None:
+        raise UserError(
+            f"no prices for region {region} in {PRICES_FILE.name} "
+            f"(has {', '.join(prices['regions'])})",
+            f"add the region's on-demand prices to scripts/{PRICES_FILE.name}",
+        )
+    shared = {k: v for k, v in prices.items() if k != "regions"}
+    return {**shared, **tables, "region": region}
 
 
 def _get(inputs: dict, key: str, default=None):
@@ -67,7 +115,7 @@ def _hourly(prices: dict, table: str, cls: str, resource: str) -> float:
     except KeyError:
         raise UserError(
             f"no price for {cls!r} (used by {resource}) in {PRICES_FILE.name}:{table}",
-            f"add its us-east-1 on-demand hourly price to scripts/{PRICES_FILE.name}",
+            f"add its {prices['region']} on-demand hourly price to scripts/{PRICES_FILE.name}",
         ) from None
 
 
@@ -143,8 +191,20 @@ def _flat(item: str, price_key: str, hourly: bool = True) -> Callable[[dict, dic
     return line
 
 
+def _eks_cluster(r: dict, p: dict) -> list[Line]:
+    """Standard support, or the extended-support rate once the version is past it."""
+    from infra.config import EKS_STANDARD_SUPPORT_ENDS
+
+    version = str(_get(r["inputs"], "version", ""))
+    ends = EKS_STANDARD_SUPPORT_ENDS.get(version)
+    extended = ends is None or p["today"] > ends  # unknown here = older than the table
+    key = "eks_extended_support_hourly" if extended else "eks_cluster_hourly"
+    item = f"EKS control plane {version}" + (" (extended support)" if extended else "")
+    return [Line(r["name"], r["type"], item, 1, p[key] * p["hours_per_month"])]
+
+
 PRICED: dict[str, Callable[[dict, dict], list[Line]]] = {
-    "aws:eks/cluster:Cluster": _flat("EKS control plane", "eks_cluster_hourly"),
+    "aws:eks/cluster:Cluster": _eks_cluster,
     "aws:eks/nodeGroup:NodeGroup": _node_group,
     "aws:ec2/instance:Instance": _ec2_instance,
     "aws:rds/instance:Instance": _rds_instance,
@@ -159,20 +219,40 @@ PRICED: dict[str, Callable[[dict, dict], list[Line]]] = {
 }
 
 
-def estimate(inventory: list[dict], prices: dict | None = None) -> Estimate:
-    """Monthly on-demand cost of the fixed-price resources in ``inventory``.
+def estimate(
+    inventory: list[dict],
+    prices: dict | None = None,
+    region: str | None = None,
+    today: date | None = None,
+) -> Estimate:
+    """On-demand cost of the fixed-price resources in ``inventory``, in the stack's region.
+
+    Args:
+        region: default: the region of the inventory's AWS provider.
+        today: decides whether the EKS version is past standard support (default: today).
 
     Raises:
-        UserError: a resource uses an instance class or node type that has no price.
+        UserError: no prices for the region, or a class or node type without a price.
     """
-    prices = prices or load_prices()
-    result = Estimate(prices_date=str(prices["date"]), region=prices["region"])
+    region = region or region_of(inventory)
+    prices = {
+        **regional(prices or load_prices(), region),
+        "today": today or datetime.now(UTC).date(),
+    }
+    result = Estimate(prices_date=str(prices["date"]), region=region)
     for resource in inventory:
         kind = resource["type"]
         if kind in PRICED:
             lines = PRICED[kind]({**resource, "inputs": resource.get("inputs") or {}}, prices)
             result.lines += [
-                Line(ln.resource, ln.type, ln.item, ln.quantity, round(ln.monthly_usd, 2))
+                Line(
+                    ln.resource,
+                    ln.type,
+                    ln.item,
+                    ln.quantity,
+                    round(ln.monthly_usd, 2),
+                    prices["hours_per_month"],
+                )
                 for ln in lines
             ]
         elif kind in USAGE_PRICED:
@@ -188,14 +268,15 @@ def to_markdown(est: Estimate, stack: str) -> str:
         f"On-demand {est.region} prices from `scripts/prices.yaml` dated {est.prices_date};"
         " 730 hours a month; fixed-price resources only.",
         "",
-        "| resource | type | item | quantity | USD / month |",
-        "|---|---|---|---:|---:|",
+        "| resource | type | item | quantity | USD / hour | USD / month |",
+        "|---|---|---|---:|---:|---:|",
     ]
     rows += [
-        f"| {ln.resource} | `{ln.type}` | {ln.item} | {ln.quantity:g} | {ln.monthly_usd:,.2f} |"
+        f"| {ln.resource} | `{ln.type}` | {ln.item} | {ln.quantity:g} | {ln.hourly_usd:,.4f} "
+        f"| {ln.monthly_usd:,.2f} |"
         for ln in est.lines
     ]
-    rows += [f"| **total** | | | | **{est.total:,.2f}** |", ""]
+    rows += [f"| **total** | | | | **{est.hourly_total:,.4f}** | **{est.total:,.2f}** |", ""]
     if est.usage_priced:
         rows += ["Billed by usage, not included above:", ""]
         rows += [f"- {name}: {what}" for name, what in est.usage_priced]

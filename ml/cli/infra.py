@@ -37,3 +37,18 @@ def render(
         f"rendered stack {stack}: {len(resources)} resources ({objects} Kubernetes objects) "
         f"in {seconds:.1f}s -> {out}/inventory.json, {out}/manifests/"
     )
+
+
+@app.command()
+def cost(
+    stack: Annotated[str, typer.Option(help="AWS stack to price: aws-dev or aws-prod.")],
+) -> None:
+    """Hourly and monthly on-demand cost of STACK per resource, in the stack's region."""
+    from infra.render import render as render_stack
+    from scripts import cost as pricing
+
+    inventory = [r.as_json() for r in render_stack(stack)]
+    if not any(r["type"].startswith("aws:") for r in inventory):
+        typer.echo(f"stack {stack} creates no AWS resource: nothing is billed by a cloud")
+        return
+    typer.echo(pricing.to_markdown(pricing.estimate(inventory), stack), nl=False)

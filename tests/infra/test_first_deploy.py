@@ -122,8 +122,11 @@ def test_the_deployed_eks_version_is_in_standard_support_today(aws_dev, aws_prod
         (cluster,) = stack.of_type("aws:eks/cluster:Cluster")
         ends = config.EKS_STANDARD_SUPPORT_ENDS[cluster.inputs["version"]]
         assert ends > date(2026, 12, 5), "pick a version in standard support when deploying"
-    with pytest.raises(UserError, match="not an EKS version in standard support"):
-        config.parse(_aws_raw(kubernetesVersion="1.32"))
+    with pytest.raises(UserError, match="not an EKS version known here"):
+        config.parse(_aws_raw(kubernetesVersion="1.29"))
+    old = config.parse(_aws_raw(kubernetesVersion="1.32", apiAllowedCidrs=["198.51.100.7/32"]))
+    with pytest.raises(UserError, match=r"mlops:kubernetesVersion: EKS 1\.32 left standard"):
+        config.refuse_undeployable(old, "aws-dev", today=date(2026, 12, 5))
 
 
 def test_a_version_past_standard_support_is_refused_at_deploy_time() -> None:

@@ -110,3 +110,16 @@ def test_cli_unknown_stack_is_one_line_error(tmp_path, monkeypatch, capsys) -> N
     code, _, err = _cli(monkeypatch, capsys, "--stack", "nope", "--out", str(tmp_path))
     assert code != 0
     assert err.strip().count("\n") == 0 and "unknown stack 'nope'" in err and "aws-dev" in err
+
+
+def test_cli_cost_prices_each_resource_per_hour_in_the_stacks_region(monkeypatch, capsys) -> None:
+    from ml.cli.main import run
+
+    monkeypatch.setattr(sys, "argv", ["mlops", "infra", "cost", "--stack", "aws-dev"])
+    try:
+        run()
+    except SystemExit as exit_:
+        assert not exit_.code
+    out = capsys.readouterr().out
+    assert "On-demand eu-west-1 prices" in out and "| USD / hour | USD / month |" in out
+    assert "EKS control plane 1.36" in out and "NAT gateway" in out

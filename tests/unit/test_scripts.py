@@ -65,15 +65,47 @@ def test_an_unpriced_class_is_an_error_naming_it() -> None:
         cost.estimate(inventory)
 
 
-def test_price_table_states_date_source_and_region() -> None:
+def test_price_table_states_date_source_and_the_same_items_per_region() -> None:
     prices = cost.load_prices()
-    assert prices["region"] == "us-east-1" and prices["source"] and prices["date"]
+    assert prices["source"] and {"us-east-1", "eu-west-1"} <= set(prices["regions"])
     datetime.strptime(str(prices["date"]), "%Y-%m-%d")
+    items = {region: set(table) for region, table in prices["regions"].items()}
+    assert len({frozenset(keys) for keys in items.values()}) == 1, items
+
+
+def test_the_estimate_uses_the_stacks_region() -> None:
+    inventory = _inventory()
+    _find(inventory, "default_7_51_1")["inputs"]["region"] = "eu-west-1"
+    est = cost.estimate(inventory)
+    assert est.region == "eu-west-1"
+    assert est.total > AWS_DEV_MONTHLY_USD  # Ireland costs more than N. Virginia
+    nodes = next(ln for ln in est.lines if ln.item == "m6i.large node")
+    assert nodes.monthly_usd == pytest.approx(2 * 730 * 0.107)
+    _find(inventory, "default_7_51_1")["inputs"]["region"] = "ap-south-2"
+    with pytest.raises(UserError, match="no prices for region ap-south-2"):
+        cost.estimate(inventory)
+
+
+def test_a_version_past_standard_support_is_priced_as_extended() -> None:
+    from datetime import date
+
+    inventory = _inventory()
+    _find(inventory, "aws-eks")["inputs"]["version"] = "1.32"
+    (eks,) = [ln for ln in cost.estimate(inventory).lines if ln.resource == "aws-eks"]
+    assert "extended support" in eks.item and eks.monthly_usd == pytest.approx(0.60 * 730)
+    _find(inventory, "aws-eks")["inputs"]["version"] = "1.36"
+    (eks,) = [
+        ln
+        for ln in cost.estimate(inventory, today=date(2027, 8, 3)).lines
+        if ln.resource == "aws-eks"
+    ]
+    assert "extended support" in eks.item  # the day after 1.36 leaves standard support
 
 
 def test_markdown_shows_total_date_and_what_is_left_out() -> None:
     text = cost.to_markdown(cost.estimate(_inventory()), "aws-dev")
     assert f"**{AWS_DEV_MONTHLY_USD:,.2f}**" in text
+    assert f"**{AWS_DEV_MONTHLY_USD / 730:,.4f}**" in text and "USD / hour" in text
     assert str(cost.load_prices()["date"]) in text
     assert "Billed by usage" in text and "data transfer" in text
 

@@ -18,13 +18,13 @@ def _r(type_: str, name: str, parent: str | None = "mlops-aws-dev", **inputs: An
 # stacks/Pulumi.aws-dev.yaml configures (wire names are camelCase).
 AWS_DEV_INVENTORY: list[dict] = [
     _r("pulumi:pulumi:Stack", "mlops-aws-dev", None),
-    _r("pulumi:providers:aws", "default_7_51_1"),
+    _r("pulumi:providers:aws", "default_7_51_1", region="us-east-1"),
     _r("mlops:index:AwsPlatform", "aws"),
     _r("aws:ec2/vpc:Vpc", "aws-vpc", "aws", cidrBlock="10.40.0.0/16"),
     *[_r("aws:ec2/subnet:Subnet", f"aws-private-{i}", "aws") for i in range(4)],
     _r("aws:ec2/eip:Eip", "aws-nat-ip", "aws", domain="vpc"),
     _r("aws:ec2/natGateway:NatGateway", "aws-nat", "aws"),
-    _r("aws:eks/cluster:Cluster", "aws-eks", "aws", version="1.32"),
+    _r("aws:eks/cluster:Cluster", "aws-eks", "aws", version="1.36"),
     _r(
         "aws:eks/nodeGroup:NodeGroup",
         "aws-nodes",
