@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import pulumi
@@ -13,19 +14,25 @@ from components.types import (
     Backends,
     Cluster,
     ScrapeTarget,
+    SecretFile,
     SecretRef,
     mlflow_credentials_file,
 )
-from contract import paths
+from contract import commands, env, paths
 
 APP = "mlflow"
 PORT = 5000
 ADMIN_USER = "admin"
 FLASK_KEY = "flask_secret_key"
+# The platform's own MLflow clients; each authenticates as its own user, never as the admin.
+# Every user reads (the server's default permission); writing takes ownership: MLflow gives the
+# creator of an experiment or registered model MANAGE on it, so the pipeline, which creates
+# both, writes them and no other workload can.
+WORKLOAD_USERS = ("pipeline", "serving", "monitor", "governance")
 # MLflow's basic-auth app reads this file; it holds the admin password and the database URL, so
-# it lives in a Secret mounted read-only. New users get no access until granted.
+# it lives in a Secret mounted read-only.
 _AUTH_INI = """[mlflow]
-default_permission = NO_PERMISSIONS
+default_permission = READ
 database_uri = {database_url}
 admin_username = {admin_user}
 admin_password = {admin_password}
@@ -60,6 +67,10 @@ class ExperimentTracking(pulumi.ComponentResource):
     tracking_uri: pulumi.Output[str]
     scrape_target: ScrapeTarget
     credentials_secret: pulumi.Output[str]
+    workload_credentials: dict[str, pulumi.Output[str]]
+    """Workload -> the Secret with its own user's MLflow credentials file."""
+    users_job: k8s.batch.v1.Job
+    """Creates the workload users; whatever uses MLflow as one of them runs after it."""
 
     def __init__(
         self, name: str, args: ExperimentTrackingArgs, opts: pulumi.ResourceOptions | None = None
@@ -143,7 +154,9 @@ class ExperimentTracking(pulumi.ComponentResource):
                 *(f.volume() for f in s3_files),
             ],
         )
-        kube.deployment(server, cluster, APP, "server", pod, child, replicas=args.replicas)
+        deployment = kube.deployment(
+            server, cluster, APP, "server", pod, child, replicas=args.replicas
+        )
         kube.service(server, cluster, APP, "server", [("http", PORT)], child)
         self.credentials_secret = creds.metadata["name"]
         # MLflow's /metrics sits behind basic auth like every other route.
@@ -170,8 +183,77 @@ class ExperimentTracking(pulumi.ComponentResource):
         self.tracking_uri = pulumi.Output.from_input(
             f"http://{server}.{cluster.namespace}.svc.cluster.local:{PORT}"
         )
+        self._workload_users(name, args, creds, account, deployment, child)
         self.register_outputs(
             {"tracking_uri": self.tracking_uri, "credentials_secret": creds.metadata["name"]}
+        )
+
+    def _workload_users(
+        self,
+        name: str,
+        args: ExperimentTrackingArgs,
+        admin: k8s.core.v1.Secret,
+        account: k8s.core.v1.ServiceAccount,
+        server: k8s.apps.v1.Deployment,
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        """A generated password and a credentials Secret per workload user, and the Job (the
+        only pod with the admin's credentials) that creates the users on the server."""
+        cluster = args.cluster
+        passwords = {
+            user: random.RandomPassword(
+                f"{name}-{user}-password", length=32, special=False, opts=opts
+            ).result
+            for user in WORKLOAD_USERS
+        }
+        self.workload_credentials = {
+            user: kube.secret(
+                f"{name}-{user}-credentials",
+                cluster,
+                APP,
+                {
+                    paths.CREDENTIALS_FILE: password.apply(
+                        lambda p, u=user: mlflow_credentials_file(u, p)
+                    )
+                },
+                opts,
+            ).metadata["name"]
+            for user, password in passwords.items()
+        }
+        users_file = pulumi.Output.all(**passwords).apply(
+            lambda by_user: json.dumps(by_user, sort_keys=True)
+        )
+        users = kube.secret(
+            f"{name}-workload-users", cluster, APP, {paths.MLFLOW_USERS_FILE: users_file}, opts
+        )
+        files = [
+            SecretFile("admin-credentials", admin.metadata["name"], paths.MLFLOW_CREDENTIALS_DIR),
+            SecretFile(
+                "users", users.metadata["name"], paths.MLFLOW_USERS_DIR, paths.MLFLOW_USERS_FILE
+            ),
+        ]
+        command, *command_args = commands.MLFLOW_USERS
+        container = security.container(
+            "users",
+            args.image,
+            command=[command],
+            args=command_args,
+            env=[{"name": env.MLFLOW_TRACKING_URI, "value": self.tracking_uri}],
+            mounts=[f.mount() for f in files],
+            resources=security.BATCH,
+        )
+        pod = security.pod_spec(
+            [container],
+            service_account=account.metadata["name"],
+            volumes=[f.volume() for f in files],
+        )
+        self.users_job = kube.job(
+            f"{name}-users",
+            cluster,
+            APP,
+            "users",
+            pod,
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[server])),
         )
 
     @staticmethod

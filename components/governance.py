@@ -54,6 +54,6 @@ class Governance(pulumi.ComponentResource):
         pod = security.pod_spec(
             [container], service_account=account.metadata["name"], volumes=wiring.volumes
         )
-        job = kube.job(f"{name}-docs", cluster, APP, "docs", pod, child)
+        job = kube.job(f"{name}-docs", cluster, APP, "docs", pod, services.after_ready(child))
         self.site_url = site
         self.register_outputs({"site_url": site, "job": job.metadata["name"]})

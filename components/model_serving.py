@@ -130,17 +130,17 @@ class ModelServing(pulumi.ComponentResource):
             probe=security.http_probe("/readyz", "http"),
             liveness=security.http_probe("/livez", "http"),
             resources=args.resources,
-            mounts=[POLICY_MOUNT, *args.services.mounts(*s3_files)],
+            mounts=[POLICY_MOUNT, *args.services.mounts("serving", *s3_files)],
         )
         pod = security.pod_spec(
             [container],
             service_account=account.metadata["name"],
             volumes=[
                 {"name": "policy", "configMap": {"name": config.metadata["name"]}},
-                *args.services.volumes(*s3_files),
+                *args.services.volumes("serving", *s3_files),
             ],
         )
-        deployment = self._workload(name, cluster, pod, child)
+        deployment = self._workload(name, cluster, pod, args.services.after_ready(child))
         self._scaling(name, args, deployment, child)
         self.scrape_target = ScrapeTarget(APP, "http")
         security.network_policy(

@@ -63,7 +63,12 @@ class TrainingPipeline(pulumi.ComponentResource):
             )
 
         train = kube.job(
-            f"{name}-train", cluster, APP, "train", pod("train", commands.TRAIN), child
+            f"{name}-train",
+            cluster,
+            APP,
+            "train",
+            pod("train", commands.TRAIN),
+            services.after_ready(child),
         )
         retrain = kube.cron_job(
             f"{name}-retrain",

@@ -181,9 +181,12 @@ class Services:
     """
 
     tracking_uri: pulumi.Input[str]
-    mlflow_credentials: pulumi.Input[str]  # Secret with an MLflow credentials file
+    # workload -> the Secret with its own MLflow user's credentials file
+    mlflow_credentials: Mapping[str, pulumi.Input[str]]
     feast_config_secret: pulumi.Input[str]
     pushgateway_url: pulumi.Input[str]
+    # what must have run before a workload uses MLflow (the Job that creates the users)
+    ready: tuple[pulumi.Resource, ...] = ()
 
     def env(self) -> list[dict]:
         return [
@@ -192,26 +195,33 @@ class Services:
             {"name": env.PUSHGATEWAY_URL, "value": self.pushgateway_url},
         ]
 
-    def mlflow_file(self) -> SecretFile:
-        return SecretFile(
-            "mlflow-credentials", self.mlflow_credentials, paths.MLFLOW_CREDENTIALS_DIR
-        )
+    def mlflow_file(self, workload: str) -> SecretFile:
+        """The workload's own MLflow credentials, where the MLflow client reads them."""
+        secret = self.mlflow_credentials[workload]
+        return SecretFile("mlflow-credentials", secret, paths.MLFLOW_CREDENTIALS_DIR)
 
-    def volumes(self, *files: SecretFile) -> list[dict]:
-        """The Feast configuration, the MLflow credentials and ``files`` (e.g. S3 keys)."""
-        extra = [f.volume() for f in (self.mlflow_file(), *files)]
+    def volumes(self, workload: str, *files: SecretFile) -> list[dict]:
+        """The Feast configuration, the workload's MLflow credentials and ``files`` (S3 keys)."""
+        extra = [f.volume() for f in (self.mlflow_file(workload), *files)]
         return [feast_config_volume(self.feast_config_secret), *extra]
 
-    def mounts(self, *files: SecretFile) -> list[dict]:
-        return [FEAST_CONFIG_MOUNT, *(f.mount() for f in (self.mlflow_file(), *files))]
+    def mounts(self, workload: str, *files: SecretFile) -> list[dict]:
+        own = (self.mlflow_file(workload), *files)
+        return [FEAST_CONFIG_MOUNT, *(f.mount() for f in own)]
+
+    def after_ready(self, opts: pulumi.ResourceOptions) -> pulumi.ResourceOptions:
+        """``opts`` that also wait for :attr:`ready` (a Job would fail authenticating before)."""
+        return pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(depends_on=list(self.ready))
+        )
 
     def wiring(self, store: ObjectStore, workload: str) -> PodWiring:
         """Env, volumes and mounts of a batch workload that uses the services and the store."""
         files = store.files(workload)
         return PodWiring(
             env=[*self.env(), *store.env(workload)],
-            volumes=self.volumes(*files),
-            mounts=self.mounts(*files),
+            volumes=self.volumes(workload, *files),
+            mounts=self.mounts(workload, *files),
         )
 
 

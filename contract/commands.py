@@ -7,7 +7,7 @@ command of the rendered manifests with the real ``mlops``/``feast``/``mlflow`` C
 
 from __future__ import annotations
 
-from contract.paths import FEAST_YAML_PATH, FEATURE_REPO_DIR
+from contract.paths import FEAST_YAML_PATH, FEATURE_REPO_DIR, MLFLOW_USERS_PATH
 
 MLOPS = ("mlops",)
 
@@ -22,6 +22,8 @@ TRAIN = ("mlops", "pipeline", "train")
 DRIFT = ("mlops", "monitor", "drift")
 RETRAIN = ("mlops", "pipeline", "retrain")
 PUBLISH_SITE = ("mlops", "docs", "publish")
+# The admin creates the workloads' own MLflow users (each workload authenticates as itself).
+MLFLOW_USERS = ("mlops", "governance", "users", "--file", MLFLOW_USERS_PATH)
 
 # Long-running servers.
 SERVE = ("bentoml", "serve", "ml.serve.service:CreditRiskService", "--host", "0.0.0.0")

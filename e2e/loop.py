@@ -152,6 +152,11 @@ def newest_version(cluster) -> str:
 # --- the steps ---------------------------------------------------------------------------------
 
 
+def step_mlflow_users(cluster, state: LoopState) -> None:
+    """The admin Job creates each workload's own MLflow user; they authenticate as those."""
+    cluster.run_job("mlflow-users", timeout_s=180)
+
+
 def step_feast_apply(cluster, state: LoopState) -> None:
     cluster.run_job("feast-apply", timeout_s=300)
     cluster.wait_ready("feast-server", timeout_s=180)
@@ -455,6 +460,7 @@ def shipped_live(cluster) -> set[str]:
 
 
 STEPS: tuple[tuple[str, Callable[[Any, LoopState], None]], ...] = (
+    ("mlflow_users", step_mlflow_users),
     ("feast_apply", step_feast_apply),
     ("ingest_first_batch", step_first_batch),
     ("materialize", step_materialize),

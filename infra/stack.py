@@ -39,9 +39,10 @@ def compose(cfg: StackConfig, platform: Platform) -> dict[str, pulumi.Input[obje
     )
     services = Services(
         tracking_uri=tracking.tracking_uri,
-        mlflow_credentials=tracking.credentials_secret,
+        mlflow_credentials=tracking.workload_credentials,
         feast_config_secret=features.config_secret,
         pushgateway_url=pushgateway_url(cluster.monitoring_namespace),
+        ready=(tracking.users_job,),
     )
     variants = [
         Variant(name, weight, shadow=name in cfg.shadow_variants)

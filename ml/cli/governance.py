@@ -213,6 +213,27 @@ def permissions(
         typer.echo(f"applied {len(plan)} grants to {apply_to}; users created: {sorted(created)}")
 
 
+@app.command()
+def users(
+    file: Annotated[
+        Path, typer.Option(help="JSON object of user name to password (a mounted Secret).")
+    ],
+) -> None:
+    """Create or update the platform's workload users on the basic-auth MLflow server (admin)."""
+    from ml.governance.permissions import ensure_users, read_users_file
+    from ml.settings import get_settings
+
+    wanted = read_users_file(file)
+    _connect()
+    uri = get_settings().mlflow_tracking_uri
+    if uri is None:
+        raise UserError(
+            "MLOPS_MLFLOW_TRACKING_URI is not set", "point it at the basic-auth MLflow server"
+        )
+    for user, what in ensure_users(wanted, uri).items():
+        typer.echo(f"MLflow user {user}: {what}")
+
+
 def _model(model: str | None) -> str:
     """The model name, and connect to the tracking server every command needs."""
     from ml.settings import get_settings

@@ -89,6 +89,63 @@ def apply_permission_plan(
     return created
 
 
+def ensure_users(users: dict[str, str], tracking_uri: str) -> dict[str, str]:
+    """Make each ``user`` exist on the basic-auth server with ``password`` (idempotent).
+
+    The platform's workloads each authenticate as their own user (the passwords come from the
+    platform's Secrets); the admin's credentials are this process's own (the MLflow client reads
+    ``~/.mlflow/credentials``). Their permissions are the server's default (READ) plus what they
+    own: MLflow gives the creator of an experiment or a registered model MANAGE on it.
+
+    Returns:
+        user -> "created" or "updated".
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.server.auth.client import AuthServiceClient
+
+    client = AuthServiceClient(tracking_uri)
+    done: dict[str, str] = {}
+    try:
+        for user, password in sorted(users.items()):
+            if _user_exists(client, user):
+                client.update_user_password(user, password)
+                done[user] = "updated"
+            else:
+                client.create_user(user, password)
+                done[user] = "created"
+    except MlflowException as error:
+        raise ServiceUnavailable(
+            f"the MLflow auth API at {tracking_uri} refused to manage users: "
+            f"{error.message[:200]}",
+            "check the admin credentials and that the server runs --app-name basic-auth",
+        ) from None
+    return done
+
+
+def read_users_file(path) -> dict[str, str]:
+    """``{user: password}`` from the JSON file the platform mounts.
+
+    Raises:
+        UserError: the file is missing or is not such an object.
+    """
+    import json
+    from pathlib import Path
+
+    try:
+        users = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise UserError(
+            f"cannot read the users file {path}: {error}", "mount the Secret"
+        ) from None
+    if not isinstance(users, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in users.items()
+    ):
+        raise UserError(
+            f"{path} is not a JSON object of user name to password", "fix the mounted Secret"
+        )
+    return users
+
+
 def _user_exists(client, user: str) -> bool:
     from mlflow.exceptions import MlflowException
 

@@ -338,3 +338,41 @@ def test_each_credentials_file_is_where_its_reader_looks(local) -> None:
                 assert mounts.get(paths.MLFLOW_CREDENTIALS_DIR) in secret_volumes
                 home = variables.get("HOME")
                 assert f"{home}/.mlflow" == paths.MLFLOW_CREDENTIALS_DIR
+
+
+# --- each workload is its own MLflow user ------------------------------------------------------
+
+
+def test_each_mlflow_client_authenticates_as_itself_and_only_the_users_job_as_admin(local) -> None:
+    from contract import env, paths
+    from tests.infra.conftest import pod_spec, workloads
+
+    seen = {}
+    for obj in workloads(local):
+        pod = pod_spec(obj)
+        (container,) = pod["containers"]
+        if env.MLFLOW_TRACKING_URI not in {e["name"] for e in container.get("env", [])}:
+            continue
+        by_name = {v["name"]: v for v in pod["volumes"]}
+        (mount,) = [
+            m for m in container["volumeMounts"] if m["mountPath"] == paths.MLFLOW_CREDENTIALS_DIR
+        ]
+        seen[obj["metadata"]["name"]] = by_name[mount["name"]]["secret"]["secretName"]
+    assert seen.pop("mlflow-users") == "mlflow-credentials"  # the admin, in this Job only
+    assert "mlflow-credentials" not in seen.values()
+    assert seen["serving"] == "mlflow-serving-credentials"
+    assert seen["pipeline-train"] == seen["pipeline-retrain"] == "mlflow-pipeline-credentials"
+    assert seen["monitoring-drift"] == "mlflow-monitor-credentials"
+
+
+def test_workload_users_read_by_default_and_write_what_they_create(local) -> None:
+    import configparser
+
+    from components.experiment_tracking import _AUTH_INI, WORKLOAD_USERS
+
+    auth = configparser.ConfigParser()
+    auth.read_string(_AUTH_INI.format(database_url="x", admin_user="a", admin_password="p"))
+    assert auth["mlflow"]["default_permission"] == "READ"
+    secrets = {s["metadata"]["name"] for s in local.kinds("Secret")}
+    assert {f"mlflow-{user}-credentials" for user in WORKLOAD_USERS} <= secrets
+    assert "mlflow-workload-users" in secrets

@@ -90,3 +90,18 @@ def test_plan_is_applied_and_enforced_by_the_server(auth_server, monkeypatch):
     )
     assert as_reader.status_code == 403
     assert as_reviewer.status_code == 200
+
+
+def test_workload_users_are_created_then_updated(auth_server, monkeypatch):
+    from ml.governance.permissions import ensure_users
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
+    users = {"serving": "serving-Pw-1", "pipeline": "pipeline-Pw-1"}
+    assert ensure_users(users, auth_server) == {"pipeline": "created", "serving": "created"}
+    users["serving"] = "serving-Pw-2"
+    assert ensure_users(users, auth_server)["serving"] == "updated"
+    api = f"{auth_server}/api/2.0/mlflow"
+    new, old = ("serving", "serving-Pw-2"), ("serving", "serving-Pw-1")
+    assert httpx.get(f"{api}/experiments/search?max_results=1", auth=new).status_code == 200
+    assert httpx.get(f"{api}/experiments/search?max_results=1", auth=old).status_code == 401

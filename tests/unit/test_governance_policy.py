@@ -108,3 +108,17 @@ def test_sample_cases_are_distinct():
     picks = explain.pick_cases(np.array([0.1, 0.5, 0.9, 0.3]), 0.5, 3, seed=0)
     assert [label for _, label in picks][:1] == ["highest predicted risk"]
     assert len({p for p, _ in picks}) == 3
+
+
+def test_the_users_file_must_map_names_to_passwords(tmp_path) -> None:
+    from ml.governance.permissions import read_users_file
+
+    good = tmp_path / "users.json"
+    good.write_text('{"serving": "pw-1", "pipeline": "pw-2"}')
+    assert read_users_file(good) == {"serving": "pw-1", "pipeline": "pw-2"}
+    for text in ('["serving"]', '{"serving": ""}', "{not json"):
+        good.write_text(text)
+        with pytest.raises(UserError, match="users"):
+            read_users_file(good)
+    with pytest.raises(UserError, match="cannot read the users file"):
+        read_users_file(tmp_path / "missing.json")
