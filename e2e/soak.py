@@ -40,8 +40,16 @@ def step_sustained_load(cluster, state: LoopState) -> None:
     }
 
 
-_BRING_UP = ("mlflow_users", "feast_apply", "ingest_first_batch", "materialize",
-             "bootstrap_training", "review_and_promote", "serving_ready", "live_traffic")  # fmt: skip
+_BRING_UP = (
+    "mlflow_users",
+    "feast_apply",
+    "ingest_first_batch",
+    "materialize",
+    "bootstrap_training",
+    "review_and_promote",
+    "serving_ready",
+    "live_traffic",
+)
 SOAK_STEPS = (
     *(step for step in STEPS if step[0] in _BRING_UP),
     ("sustained_load", step_sustained_load),

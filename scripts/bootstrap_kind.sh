@@ -10,20 +10,35 @@
 set -euo pipefail
 
 CLUSTER="${MLOPS_KIND_CLUSTER:-mlops}"
-# Kubernetes 1.32 (what the manifests are validated against), pinned by digest as the kind
-# v0.27.0 release notes publish it.
-NODE_IMAGE="kindest/node:v1.32.2@sha256:f226345927d7e348497136874b6d207e0b32cc52154ad8323129352923a3142f"
+# kind v0.29.0's default node image, pinned by digest as its release publishes it. Why not older:
+# the kindnetd of kind <= v0.27 vendors kube-network-policies < v0.8.0, whose NetworkPolicy
+# implementation drops kubelet probes in a namespace with default-deny egress (kind #3875,
+# kube-network-policies #150), and every namespace of this platform denies egress by default.
+KIND_VERSION="v0.29.0"
+NODE_IMAGE="kindest/node:v1.33.1@sha256:050072256b9a903bd914c0b2866828150cb229cea0efe5892e2b644d5dd3b34f"
 REG_NAME="${MLOPS_REGISTRY_NAME:-kind-registry}"
 REG_PORT="${MLOPS_REGISTRY_PORT:-5001}"
 REGISTRY_IMAGE="registry:2.8.3"
+# What the local stack relies on and kind does not ship (pinned Helm charts):
+# - an ingress controller for mlops:ingressClass (stacks/Pulumi.local.yaml says traefik;
+#   ingress-nginx, which kind's docs used, was retired upstream in March 2026);
+# - metrics-server, without which every HorizontalPodAutoscaler of the platform does nothing.
+TRAEFIK_CHART_VERSION="41.3.0"  # Traefik v3.7.11
+METRICS_SERVER_CHART_VERSION="3.13.1"  # metrics-server v0.8.1
 
 die() { echo "bootstrap_kind: error: $*" >&2; exit 1; }
 need() { command -v "$1" >/dev/null || die "$1 not found — $2"; }
 
 check_tools() {
   need docker "install Docker Engine or Docker Desktop (https://docs.docker.com/engine/install/)"
-  need kind "install kind v0.27+ (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)"
+  need kind "install kind $KIND_VERSION (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)"
   need kubectl "install kubectl (https://kubernetes.io/docs/tasks/tools/)"
+  need helm "install helm 3 (https://helm.sh/docs/intro/install/)"
+  local have
+  have="$(kind version | awk '{print $2}')"
+  if [ "$(printf '%s\n%s\n' "$KIND_VERSION" "$have" | sort -V | head -1)" != "$KIND_VERSION" ]; then
+    die "kind $have is older than $KIND_VERSION (its node images block kubelet probes under default-deny egress) — upgrade kind"
+  fi
   docker info >/dev/null 2>&1 || die "the Docker daemon is not running — start it and retry"
 }
 
@@ -86,16 +101,39 @@ data:
 EOF
 }
 
+install_addons() {
+  local ctx="kind-$CLUSTER"
+  # Traefik on the node kind maps to the host (ingress-ready=true, container port 80 -> host
+  # 127.0.0.1:8080), as the IngressClass `traefik`.
+  helm upgrade --install traefik traefik --repo https://traefik.github.io/charts \
+    --version "$TRAEFIK_CHART_VERSION" --kube-context "$ctx" \
+    --namespace traefik --create-namespace --wait --timeout 10m \
+    --set ingressClass.enabled=true --set ingressClass.name=traefik \
+    --set ingressClass.isDefaultClass=false \
+    --set providers.kubernetesIngress.enabled=true \
+    --set service.type=ClusterIP \
+    --set ports.web.hostPort=80 \
+    --set-string nodeSelector.ingress-ready=true \
+    --set 'tolerations[0].key=node-role.kubernetes.io/control-plane' \
+    --set 'tolerations[0].operator=Exists' --set 'tolerations[0].effect=NoSchedule' >/dev/null
+  # kind's kubelets serve self-signed certificates: metrics-server must not verify them.
+  helm upgrade --install metrics-server metrics-server \
+    --repo https://kubernetes-sigs.github.io/metrics-server/ \
+    --version "$METRICS_SERVER_CHART_VERSION" --kube-context "$ctx" \
+    --namespace kube-system --wait --timeout 5m \
+    --set 'args[0]=--kubelet-insecure-tls' >/dev/null
+  echo "bootstrap_kind: traefik $TRAEFIK_CHART_VERSION and metrics-server $METRICS_SERVER_CHART_VERSION installed"
+}
+
 next_steps() {
   cat <<EOF
 
 Cluster kind-$CLUSTER is ready; images push to localhost:$REG_PORT.
 Next steps (from the repository root):
-  1. Build the ML and serving images (infra/images/), push them to localhost:$REG_PORT, and
-     set their digests as mlops:mlImage / mlops:servingImage in stacks/Pulumi.local.yaml.
-  2. pulumi login --local            # or your Pulumi Cloud / S3 backend
-  3. pulumi stack select local --create
+  1. pulumi login --local            # or your Pulumi Cloud / S3 backend
+  2. pulumi stack select local --create
      pulumi config set mlops:kubeContext kind-$CLUSTER -s local
+  3. uv run python -m scripts.build_images --stack local   # push to localhost:$REG_PORT, pin digests
   4. uv run python -m scripts.up --stack local      # or: pulumi up -s local
   5. uv run python -m scripts.document --stack local
   6. uv run python -m scripts.destroy --stack local && scripts/bootstrap_kind.sh delete
@@ -108,6 +146,7 @@ case "${1:-create}" in
     start_registry
     create_cluster
     connect_registry
+    install_addons
     next_steps
     ;;
   delete)

@@ -9,6 +9,7 @@ an unexpected kind without a schema fails the test.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import kubernetes_validate
 import pytest
@@ -16,8 +17,14 @@ from kubernetes_validate.utils import SchemaNotFoundError
 
 from infra.render import stack_config
 
-# The version the AWS stacks deploy (kind's node image is pinned to the same minor).
+# The version the AWS stacks deploy; the local stack runs on the kind node image
+# scripts/bootstrap_kind.sh pins.
 K8S_VERSION = f"{stack_config('aws-dev')['mlops:kubernetesVersion']}.0"
+_KIND_NODE = re.search(
+    r'NODE_IMAGE="kindest/node:v(\d+\.\d+)\.\d+@sha256:[0-9a-f]{64}"',
+    (Path(__file__).parents[2] / "scripts" / "bootstrap_kind.sh").read_text(),
+)
+VERSIONS = {"local": f"{_KIND_NODE[1]}.0", "aws-dev": K8S_VERSION, "aws-prod": K8S_VERSION}
 DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
@@ -62,7 +69,7 @@ def test_every_object_validates(rendered) -> None:
     for obj in rendered.objects:
         name = f"{obj['kind']}/{obj['metadata']['name']}"
         try:
-            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+            kubernetes_validate.validate(obj, VERSIONS[rendered.stack], strict=True)
         except SchemaNotFoundError:
             custom.append(obj)
         except kubernetes_validate.ValidationError as error:
