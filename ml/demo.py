@@ -286,7 +286,7 @@ def _model_card(run: DemoRun, version: str, training_set: pd.DataFrame, customer
         training_set=training_set,
         customers=customers,
         features=feature_store.model_features(run.settings.feature_service),
-        out_dir=run.settings.demo_dir / "governance",
+        out_dir=run.settings.demo_dir / "governance" / f"v{version}",  # one card per version
         settings=run.settings,
         audit_path=run.settings.audit_log,
     )

@@ -244,8 +244,31 @@ def _context(model_name: str) -> dict[str, Any]:
         return {"missing": True, "path": _display_path(path)}
     raw = path.read_bytes()
     data = yaml.safe_load(raw) or {}
+    _require_text_lists(data, path)
     return {**data, "missing": False, "path": _display_path(path),
             "sha256": hashlib.sha256(raw).hexdigest()}  # fmt: skip
+
+
+# The card renders these as bullet lists of sentences.
+_TEXT_LISTS = ("owners", "intended_use", "intended_users", "out_of_scope", "limitations")
+
+
+def _require_text_lists(data: dict[str, Any], path: Path) -> None:
+    """Each list the card renders holds sentences, not mappings.
+
+    YAML reads an unquoted item with ``": "`` in it (``- Portfolio monitoring: track ...``) as a
+    one-key mapping, which the card then printed as ``{'Portfolio monitoring': '...'}``.
+
+    Raises:
+        UserError: naming the key and the item to quote.
+    """
+    for key in _TEXT_LISTS:
+        for item in data.get(key) or []:
+            if not isinstance(item, str):
+                raise UserError(
+                    f"{_display_path(path)}: an item of {key} is not text: {item!r}",
+                    'quote it (YAML reads "- a: b" as a mapping)',
+                )
 
 
 def _display_path(path: Path) -> str:

@@ -86,6 +86,16 @@ def test_index_links_every_output_and_they_exist(demo):
     assert html.count("<a href=") >= 4
 
 
+def test_every_version_has_its_own_model_card(demo):
+    build, summary, _ = demo
+    cards = summary["governance"]["model_cards"]
+    assert len(set(cards.values())) == len(cards) >= 2  # none overwrites another
+    retrained = summary["retraining"].get("model_card")
+    assert retrained is None or retrained not in cards.values()
+    for version, card in cards.items():
+        assert f"/v{version}/" in card and (build.parent / card).exists()
+
+
 def test_progress_is_shown_for_each_stage(demo):
     _, summary, result = demo
     for number in range(1, len(summary["timings_s"]) + 1):
