@@ -12,7 +12,7 @@ app = typer.Typer()
 @app.callback(invoke_without_command=True)
 def demo(
     seed: Annotated[
-        int | None, typer.Option(help="Seed for data and models (default: settings).")
+        int | None, typer.Option(min=0, help="Seed for data and models (default: settings).")
     ] = None,
     customers: Annotated[
         int | None, typer.Option(min=100, help="Number of customers to generate.")

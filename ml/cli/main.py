@@ -49,6 +49,8 @@ def run() -> None:
 
     Usage errors (unknown option, value out of range) are Typer's own message and exit code 2.
     """
+    from pydantic import ValidationError
+
     from ml.errors import UserError
 
     try:
@@ -56,6 +58,15 @@ def run() -> None:
     except UserError as error:
         typer.secho(f"error: {error.line()}", err=True, fg=typer.colors.RED)
         raise SystemExit(error.exit_code) from None
+    except ValidationError as error:  # a value that reached a model unchecked: still one line
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or error.title
+        typer.secho(
+            f"error: bad value for {where}: {first['msg']} — fix it and run again",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise SystemExit(2) from None
     except KeyboardInterrupt:
         typer.echo("aborted", err=True)
         raise SystemExit(130) from None
