@@ -41,15 +41,22 @@ PROMETHEUS_COMMUNITY = "https://prometheus-community.github.io/helm-charts"
 CHARTS: dict[str, Chart] = {
     "cnpg": Chart(
         "cloudnative-pg",
-        "0.27.1",
+        "0.29.0",
         "https://cloudnative-pg.github.io/charts",
-        reason="CloudNativePG operator 1.28 with its CRDs (crds.create).",
+        reason=(
+            "From 0.27.1: operator 1.30.0; crds.create, the only value set, is unchanged. The "
+            "Postgres Cluster's Ready condition, which the stack waits on, is the same."
+        ),
     ),
     "valkey": Chart(
         "valkey",
-        "0.9.2",
+        "0.11.0",
         "https://valkey.io/valkey-helm/",
-        reason="The Valkey project's own chart; auth.usersExistingSecret and aclUsers.",
+        reason=(
+            "From 0.9.2: Valkey 9.1.1 (Redis-protocol compatible for Feast's client); "
+            "auth.enabled/usersExistingSecret (key per user name)/aclUsers and "
+            "dataStorage.enabled/requestedSize/className keep their meaning in its values."
+        ),
     ),
     "seaweedfs": Chart(
         "seaweedfs",
@@ -73,16 +80,29 @@ CHARTS: dict[str, Chart] = {
     ),
     "kube-prometheus-stack": Chart(
         "kube-prometheus-stack",
-        "77.10.0",
+        "88.5.3",
         PROMETHEUS_COMMUNITY,
-        reason="Prometheus operator, Prometheus, Alertmanager and Grafana with its sidecar.",
+        reason=(
+            "From 77.10.0: Prometheus Operator 0.93.1. Each major from 78 to 88 upgrades the "
+            "operator's CRDs, which `helm upgrade` does not: an existing release needs the "
+            "chart's `crds.upgradeJob.enabled` or the CRDs applied first (UPGRADE.md); a fresh "
+            "install is unaffected. 79 dropped the default Grafana password (we set ours), 85 "
+            "made the Prometheus images distroless. nodeExporter.enabled and the "
+            "prometheusSpec selector/retention/storageSpec keys are unchanged. Grafana is now "
+            "the grafana-community chart 12.x; its admin.existingSecret and sidecar.dashboards "
+            "keys were not re-read here."
+        ),
         timeout_s=900,
     ),
     "pushgateway": Chart(
         "prometheus-pushgateway",
-        "2.15.0",
+        "3.8.0",
         PROMETHEUS_COMMUNITY,
-        reason="Pushgateway with a ServiceMonitor for the batch jobs' metrics.",
+        reason=(
+            "From 2.15.0: Pushgateway 1.11.3; 3.0.0 changed labels on the StatefulSet's claim "
+            "template, which only matters with persistence (not used). serviceMonitor.enabled "
+            "and .namespace are unchanged."
+        ),
     ),
 }
 
