@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     )
     mlflow_port: int = Field(5055, ge=1024, le=65535, description="Port of the embedded MLflow.")
     serving_port: int = Field(3055, ge=1024, le=65535, description="Port of the embedded API.")
+    serving_workers: int = Field(2, ge=1, le=64, description="Worker processes of the API.")
+    serving_threads: int = Field(4, ge=1, le=64, description="Threads per API worker.")
     model_name: str = Field("credit-risk", min_length=1, description="Registered model name.")
     feature_service: str = Field("credit_v1", description="Feast feature service the model uses.")
     feature_repo: Path | None = Field(

@@ -35,6 +35,23 @@ _GROUPS: list[tuple[str, str, str]] = [
 ]
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from importlib.metadata import version
+
+        typer.echo(f"mlops {version('mlops-blueprint')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """MLOps blueprint: run the ML lifecycle embedded, render the infrastructure, benchmark."""
+
+
 def _register_groups() -> None:
     for module_name, group, help_text in _GROUPS:
         module = importlib.import_module(f"ml.cli.{module_name}")

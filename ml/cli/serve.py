@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -83,18 +82,3 @@ def rollout(
         decisions or settings.build / "serving" / "rollout.jsonl",
     )
     typer.echo(f"{decision.action}: {decision.reason}")
-
-
-@app.command()
-def bench(
-    out: Annotated[Path | None, typer.Option(help="Output JSON.")] = None,
-    duration: Annotated[int, typer.Option(min=1, help="Seconds per server.")] = 15,
-    concurrency: Annotated[int, typer.Option(min=1, help="Connections.")] = 16,
-) -> None:
-    """Ours vs `mlflow models serve` (same model, same load); writes serving.json."""
-    from ml.serve.bench import run_serving_bench
-    from ml.settings import apply_process_defaults, get_settings
-
-    apply_process_defaults()
-    result = run_serving_bench(get_settings(), out, duration_s=duration, concurrency=concurrency)
-    typer.echo(json.dumps({k: result[k] for k in ("ours", "mlflow", "ratio")}))

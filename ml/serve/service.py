@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 
 import bentoml
 from bentoml.exceptions import NotFound, ServiceUnavailable
@@ -23,17 +22,19 @@ from bentoml.exceptions import NotFound, ServiceUnavailable
 from ml.serve.schemas import BatchRequest, BatchResponse, ScoreRequest, ScoreResponse
 
 
-def _env_int(name: str, default: int) -> int:
-    # The decorator needs these when BentoML imports the module; they are runtime settings,
-    # read from the environment the server process was started with.
-    value = os.environ.get(name, "")
-    return int(value) if value.isdigit() and int(value) > 0 else default
+def _settings():
+    # The decorator needs the worker and thread counts when BentoML imports the module: read
+    # them through the one validated settings object, so a bad MLOPS_SERVING_WORKERS stops the
+    # server with a message naming it instead of being silently replaced by a default.
+    from ml.settings import get_settings
+
+    return get_settings()
 
 
 @bentoml.service(
     name="credit_risk",
-    workers=_env_int("MLOPS_SERVING_WORKERS", 2),
-    threads=_env_int("MLOPS_SERVING_THREADS", 4),
+    workers=_settings().serving_workers,
+    threads=_settings().serving_threads,
     traffic={"timeout": 10},
     logging={"access": {"enabled": False}},
     # Tracing spans cost more CPU than the prediction itself on this path (profiled, see
@@ -54,7 +55,7 @@ class CreditRiskService:
         from ml.serve.readiness import WorkerReadiness
 
         self.predictor = build_predictor(get_settings(), watch=True)
-        workers = _env_int("MLOPS_SERVING_WORKERS", 2)
+        workers = _settings().serving_workers
         self.readiness = WorkerReadiness(workers, lambda: self.predictor.ready)
         self.readiness.watch()
         self.batcher = LoopBatcher(self.predictor.predict_each)

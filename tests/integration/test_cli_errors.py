@@ -32,6 +32,7 @@ def mlops(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
         ),
         (["demo", "--customers", "5"], {}, "--customers"),
         (["demo", "--seed", "-1"], {}, "--seed"),
+        (["serve", "start"], {"MLOPS_SERVING_WORKERS": "abc"}, "MLOPS_SERVING_WORKERS"),
     ],
 )
 def test_user_errors_are_one_clear_line(args, env, expected):
