@@ -10,12 +10,13 @@
 set -euo pipefail
 
 CLUSTER="${MLOPS_KIND_CLUSTER:-mlops}"
-# kind v0.29.0's default node image, pinned by digest as its release publishes it. Why not older:
-# the kindnetd of kind <= v0.27 vendors kube-network-policies < v0.8.0, whose NetworkPolicy
-# implementation drops kubelet probes in a namespace with default-deny egress (kind #3875,
-# kube-network-policies #150), and every namespace of this platform denies egress by default.
-KIND_VERSION="v0.29.0"
-NODE_IMAGE="kindest/node:v1.33.1@sha256:050072256b9a903bd914c0b2866828150cb229cea0efe5892e2b644d5dd3b34f"
+# kind v0.32.0's default node image (pkg/apis/config/defaults/image.go at the tag), Kubernetes
+# 1.36 like the AWS stacks. Why not older: the kindnetd of kind <= v0.27 vendors
+# kube-network-policies < v0.8.0, whose NetworkPolicy implementation drops kubelet probes in a
+# namespace with default-deny egress (kind #3875, kube-network-policies #150), and every
+# namespace of this platform denies egress by default; v0.32.0 vendors a v1.0.1 pre-release.
+KIND_VERSION="v0.32.0"
+NODE_IMAGE="kindest/node:v1.36.1@sha256:3489c7674813ba5d8b1a9977baea8a6e553784dab7b84759d1014dbd78f7ebd5"
 REG_NAME="${MLOPS_REGISTRY_NAME:-kind-registry}"
 REG_PORT="${MLOPS_REGISTRY_PORT:-5001}"
 REGISTRY_IMAGE="registry:2.8.3"
@@ -55,22 +56,16 @@ create_cluster() {
     echo "bootstrap_kind: cluster $CLUSTER exists"
     return
   fi
-  # containerd reads per-registry config from /etc/containerd/certs.d (kind local-registry guide)
+  # Node images of kind v0.27+ read per-registry config from /etc/containerd/certs.d already
+  # (kind's local-registry guide), so no containerd patch is needed.
   kind create cluster --name "$CLUSTER" --image "$NODE_IMAGE" --wait 120s --config - <<EOF
 kind: Cluster
 apiVersion: kind.x-k8s.io/v1alpha4
-containerdConfigPatches:
-  - |-
-    [plugins."io.containerd.grpc.v1.cri".registry]
-      config_path = "/etc/containerd/certs.d"
 nodes:
   - role: control-plane
-    kubeadmConfigPatches:
-      - |
-        kind: InitConfiguration
-        nodeRegistration:
-          kubeletExtraArgs:
-            node-labels: "ingress-ready=true"
+    # kind's own node labels (kubeadm's kubeletExtraArgs changed shape in v1beta4, used for 1.36)
+    labels:
+      ingress-ready: "true"
     extraPortMappings:
       - containerPort: 80
         hostPort: 8080
@@ -104,15 +99,18 @@ EOF
 install_addons() {
   local ctx="kind-$CLUSTER"
   # Traefik on the node kind maps to the host (ingress-ready=true, container port 80 -> host
-  # 127.0.0.1:8080), as the IngressClass `traefik`.
+  # 127.0.0.1:8080), as the IngressClass `traefik`. Chart >= 40 reads service.spec.type (not
+  # service.type); a hostPort pod cannot surge on its node, so updates replace it in place.
   helm upgrade --install traefik traefik --repo https://traefik.github.io/charts \
     --version "$TRAEFIK_CHART_VERSION" --kube-context "$ctx" \
     --namespace traefik --create-namespace --wait --timeout 10m \
     --set ingressClass.enabled=true --set ingressClass.name=traefik \
     --set ingressClass.isDefaultClass=false \
     --set providers.kubernetesIngress.enabled=true \
-    --set service.type=ClusterIP \
+    --set service.spec.type=ClusterIP \
     --set ports.web.hostPort=80 \
+    --set updateStrategy.rollingUpdate.maxUnavailable=1 \
+    --set updateStrategy.rollingUpdate.maxSurge=0 \
     --set-string nodeSelector.ingress-ready=true \
     --set 'tolerations[0].key=node-role.kubernetes.io/control-plane' \
     --set 'tolerations[0].operator=Exists' --set 'tolerations[0].effect=NoSchedule' >/dev/null

@@ -139,6 +139,24 @@ def promote(
 
 
 @app.command()
+def rollback(
+    user: UserOpt,
+    role: RoleOpt,
+    reason: Annotated[str, typer.Option(help="Why (recorded on the version and in the log).")],
+    model: ModelArg = None,
+    audit_log: AuditOpt = None,
+) -> None:
+    """Restore previous-champion to production (release managers only); champion → rejected."""
+    from ml.governance import approvals
+
+    _echo(
+        approvals.rollback(
+            _model(model), user=user, role=role, reason=reason, audit_path=audit_log
+        )
+    )
+
+
+@app.command()
 def status(model: ModelArg = None) -> None:
     """Show the governance state of every version."""
     from ml.governance import approvals

@@ -195,27 +195,3 @@ def _retrain_from_offline_store(
         consume_trigger(reports)
     typer.echo(decision.reason)
     return "succeeded", "candidate_registered" if decision.new_version else "rejected_by_gate"
-
-
-@app.command()
-def rollback() -> None:
-    """Restore the previous champion (recorded in MLflow and the audit log)."""
-    from ml import registry
-    from ml.errors import UserError
-    from ml.governance import audit
-
-    settings, _ = _prepare()
-    try:
-        restored = registry.rollback(settings.model_name)
-    except LookupError as error:
-        raise UserError(
-            str(error), "nothing to roll back to; promote a new version first"
-        ) from None
-    audit.append(
-        "rollback",
-        audit.model_subject(settings.model_name, restored),
-        "operator",
-        {"reason": "manual rollback"},
-        path=settings.audit_log,
-    )
-    typer.echo(f"champion is v{restored} again")

@@ -241,19 +241,26 @@ def rollback(
     )  # fmt: skip
 
 
-def require_servable(model_name: str, version: str) -> str:
-    """Return the version's status, or raise :class:`UserError` unless approved/production.
+def servable_status(model_version) -> str:
+    """The version's status if the state machine lets it be served, else :class:`UserError`.
 
-    Serving calls this before it loads a model version.
+    The one servability rule: serving (``ml.serve.models.ensure_servable``) and rollback both
+    call it. ``model_version`` is an MLflow ``ModelVersion`` (``name``, ``version``, ``tags``).
     """
-    status = _version(model_name, str(version)).tags.get(STATUS_TAG)
+    status = (model_version.tags or {}).get(STATUS_TAG)
     if status not in SERVABLE:
+        name, version = model_version.name, model_version.version
         raise UserError(
-            f"{model_name} version {version} is {status or 'not in the approval workflow'}, "
+            f"{name} version {version} is {status or 'not in the approval workflow'}, "
             "not approved: it may not be served",
-            f"have a reviewer run `mlops governance approve {model_name} {version}`",
+            f"have a reviewer run `mlops governance approve {version}`",
         )
     return status
+
+
+def require_servable(model_name: str, version: str) -> str:
+    """:func:`servable_status` of ``model_name`` version ``version`` as the registry has it."""
+    return servable_status(_version(model_name, str(version)))
 
 
 @dataclass(frozen=True)

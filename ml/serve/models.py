@@ -14,9 +14,8 @@ from typing import Any
 import numpy as np
 
 from ml.errors import UserError
+from ml.governance.approvals import STATUS_TAG as GOVERNANCE_TAG  # noqa: F401 (re-exported)
 
-GOVERNANCE_TAG = "governance.status"
-SERVABLE_STATUSES = frozenset({"approved", "production"})
 APPROVAL_ENV = "MLOPS_REQUIRE_APPROVAL"
 
 
@@ -37,15 +36,10 @@ def ensure_servable(model_version: Any) -> None:
     Raises:
         UserError: The version's ``governance.status`` tag is not approved/production.
     """
-    if not approval_required():
-        return
-    status = (model_version.tags or {}).get(GOVERNANCE_TAG)
-    if status not in SERVABLE_STATUSES:
-        raise UserError(
-            f"model {model_version.name} version {model_version.version} is not approved for "
-            f"serving ({GOVERNANCE_TAG}={status or 'unset'})",
-            "approve it through governance, or set MLOPS_REQUIRE_APPROVAL=false for local tests",
-        )
+    if approval_required():
+        from ml.governance.approvals import servable_status
+
+        servable_status(model_version)
 
 
 @dataclass

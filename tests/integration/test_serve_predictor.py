@@ -51,7 +51,7 @@ def test_unapproved_version_is_refused(trained_platform, monkeypatch):
     name = "serve-unapproved"
     run_id = trained_platform.outcome.winner.run_id
     fresh = str(mlflow.register_model(f"runs:/{run_id}/model", name).version)
-    with pytest.raises(UserError, match=r"not approved for serving \(governance.status=unset\)"):
+    with pytest.raises(UserError, match="not in the approval workflow, not approved"):
         load_model(name, fresh, trained_platform.features)
     assert resolve_version(name, fresh).tags.get("governance.status") is None
     for status in ("approved", "production"):
