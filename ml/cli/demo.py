@@ -48,3 +48,7 @@ def _quiet_library_warnings() -> None:
     warnings.filterwarnings("ignore")
     for name in ("feast", "mlflow", "evidently", "bentoml", "alembic", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # MLflow infers each logged model's environment and warns about every fallback it takes
+    # (no pip in a uv-made venv, uv export not used); the model's environment is still recorded.
+    for name in ("mlflow.utils.environment", "mlflow.utils.uv_utils"):
+        logging.getLogger(name).setLevel(logging.ERROR)

@@ -7,10 +7,12 @@ different ``feature_store.yaml`` (see ``environments/``).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -228,9 +230,28 @@ def _join_view(store: FeatureStore, entity: pd.DataFrame, refs: list[str]) -> pd
     return pd.concat(joined).reindex(entity.index) if joined else pd.DataFrame(columns=columns)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@contextlib.contextmanager
+def _plain_feast_output() -> Iterator[None]:
+    """Feast prints its materialization progress with terminal colour codes; pass the text on
+    without them (they end up as raw escape codes in the demo's progress and in pod logs)."""
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield
+    finally:
+        lines = (_ANSI.sub("", line).rstrip() for line in buffer.getvalue().splitlines())
+        text = "\n".join(line for line in lines if line)
+        if text:
+            print(text)
+
+
 def materialize(store: FeatureStore, start: datetime, end: datetime) -> None:
     """Load feature values with event times in [start, end] into the online store."""
-    store.materialize(start_date=start, end_date=end)
+    with _plain_feast_output():
+        store.materialize(start_date=start, end_date=end)
 
 
 def materialize_incremental(store: FeatureStore, end: datetime) -> dict[str, datetime]:
@@ -239,7 +260,8 @@ def materialize_incremental(store: FeatureStore, end: datetime) -> dict[str, dat
     Feast starts each view where its previous run ended (the first run starts one TTL back),
     so running this on a schedule loads each batch once.
     """
-    store.materialize_incremental(end_date=end)
+    with _plain_feast_output():
+        store.materialize_incremental(end_date=end)
     views = store.list_feature_views()
     return {
         view.name: view.most_recent_end_time
