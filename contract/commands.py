@@ -11,8 +11,15 @@ from contract.paths import FEAST_YAML_PATH, FEATURE_REPO_DIR, MLFLOW_USERS_PATH
 
 MLOPS = ("mlops",)
 
-# Feast's own CLI on the image's repository and the mounted cluster configuration.
-FEAST = ("feast", "--chdir", FEATURE_REPO_DIR, "--feature-store-yaml", FEAST_YAML_PATH)
+
+
+def feast(repo_dir: str, feature_store_yaml: str) -> tuple[str, ...]:
+    """Feast's own CLI on a repository and a configuration kept apart from it."""
+    return ("feast", "--chdir", repo_dir, "--feature-store-yaml", feature_store_yaml)
+
+
+# In a pod: the image's repository and the mounted cluster configuration.
+FEAST = feast(FEATURE_REPO_DIR, FEAST_YAML_PATH)
 FEAST_APPLY = (*FEAST, "apply")
 
 # Lifecycle steps (mlops <group> <command>), in the order of the loop.

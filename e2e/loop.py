@@ -26,6 +26,7 @@ import pandas as pd
 
 from contract import objectstore as layout
 from e2e.session import LOOKBACK
+from ml.serve.clients import scoring_requests
 
 MODEL = "credit-risk"
 REVIEWER = ("bob", "reviewer")
@@ -86,20 +87,6 @@ def upstream(cluster, number: int, end: pd.Timestamp, **kwargs) -> pd.DataFrame:
 
         write_landing_batch(Bucket(cluster.bucket("features")), f"b{number:04d}", dataset.tables())
     return dataset.applications
-
-
-def requests_from(applications: pd.DataFrame, n: int, factor: float = 1.0) -> list[dict]:
-    """Scoring requests for the latest ``n`` applications, loan amounts scaled by ``factor``."""
-    rows = applications.sort_values("application_id").tail(n)
-    return [
-        {
-            "customer_id": int(r.customer_id),
-            "application_id": int(r.application_id),
-            "loan_amount": round(float(r.loan_amount) * factor, 2),
-            "term_months": int(r.term_months),
-        }
-        for r in rows.itertuples()
-    ]
 
 
 def unknown_customers(n: int) -> list[dict]:
@@ -210,7 +197,7 @@ def step_serving_ready(cluster, state: LoopState) -> None:
 
 def step_live_traffic(cluster, state: LoopState) -> None:
     """Every worker of every pod answers with the champion (warm-up 503s are counted)."""
-    probe = requests_from(state.live, 40)
+    probe = scoring_requests(state.live, 40)
     warmup: list[dict] = []
 
     def all_answered() -> bool:
@@ -220,7 +207,7 @@ def step_live_traffic(cluster, state: LoopState) -> None:
 
     wait_for("every serving worker answering", all_answered, timeout_s=180, every_s=5)
     state.notes["warmup_rounds"] = warmup
-    bodies = requests_from(state.live, 400)
+    bodies = scoring_requests(state.live, 400)
     result = send(cluster, bodies)
     ok = result["codes"].get("200", 0)
     if ok < 0.99 * len(bodies):
@@ -253,7 +240,7 @@ def step_error_burst(cluster, state: LoopState) -> None:
 def step_drifted_traffic(cluster, state: LoopState) -> None:
     """A covariate shift in live traffic: loan amounts three times the usual."""
     state.marks["drift_injected"] = time.time()
-    bodies = requests_from(state.live, 1500, factor=DRIFT_FACTOR)
+    bodies = scoring_requests(state.live, 1500, factor=DRIFT_FACTOR)
     result = send(cluster, bodies, deadline_s=300)
     state.answered += result["codes"].get("200", 0)
     state.notes["drifted_traffic"] = result
@@ -279,7 +266,7 @@ def replay_known_outcomes(cluster, state: LoopState, applications, now) -> None:
     and the monitor joins their outcomes from the offline store (``mlops_model_quality``).
     """
     known = applications[applications["label_timestamp"] <= now].dropna(subset=["defaulted"])
-    result = send(cluster, requests_from(known, REPLAYED_OUTCOMES))
+    result = send(cluster, scoring_requests(known, REPLAYED_OUTCOMES))
     if result["codes"].get("200", 0) < 0.99 * REPLAYED_OUTCOMES:
         raise LoopError(f"replaying applications with known outcomes: {result}")
     state.answered += result["codes"]["200"]
@@ -327,7 +314,7 @@ def step_review_retrained(cluster, state: LoopState) -> None:
 def step_shadow(cluster, state: LoopState) -> None:
     """The shadow scores every request; answers still come only from the champion."""
     champion, shadow = state.versions["bootstrap"], state.versions["retrained"]
-    bodies = requests_from(state.live, 300)
+    bodies = scoring_requests(state.live, 300)
     result = wait_for(
         f"serving to pick up shadow v{shadow}",
         lambda: _shadowed(cluster, bodies, shadow),
@@ -353,7 +340,7 @@ def step_canary_split(cluster, state: LoopState) -> None:
     """
     version = state.versions["retrained"]
     governance(cluster, "release", version, "--alias", "challenger", who=RELEASE_MANAGER)
-    bodies = requests_from(state.live, 2000)
+    bodies = scoring_requests(state.live, 2000)
     router = cluster.policy().router()
     routed = sum(router.assign(b["customer_id"]) == "challenger" for b in bodies)
 
@@ -379,7 +366,7 @@ def step_canary_split(cluster, state: LoopState) -> None:
 def step_promote_retrained(cluster, state: LoopState) -> None:
     version = state.versions["retrained"]
     governance(cluster, "promote", version, who=RELEASE_MANAGER)
-    bodies = requests_from(state.live, 100)
+    bodies = scoring_requests(state.live, 100)
 
     def served() -> dict | None:
         result = send(cluster, bodies)

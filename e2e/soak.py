@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 
-from e2e.loop import SERVICE_URL, STEPS, LoopState, requests_from, step_logs_complete
+from e2e.loop import SERVICE_URL, STEPS, LoopState, step_logs_complete
+from ml.serve.clients import scoring_requests
 
 SOAK_S = float(os.environ.get("E2E_SOAK_S", "600"))
 SAMPLE_EVERY_S = 2.0
@@ -24,7 +25,7 @@ CONCURRENCY = 8
 def step_sustained_load(cluster, state: LoopState) -> None:
     """Load for ``SOAK_S`` seconds; the spool's disk use sampled throughout."""
     samples: list[int] = []
-    bodies = requests_from(state.live, 2000)
+    bodies = scoring_requests(state.live, 2000)
     result = cluster.client_soak(
         SERVICE_URL, bodies, SOAK_S, concurrency=CONCURRENCY, every_s=SAMPLE_EVERY_S,
         sample=lambda: samples.append(cluster.disk_usage("serving")),

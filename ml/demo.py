@@ -1,11 +1,15 @@
-"""``mlops demo``: the whole lifecycle, embedded on one machine, with real components.
+"""``mlops demo``: the whole lifecycle, embedded on one machine, as the cluster runs it.
 
-Stages, in order: generate and validate data (bad rows quarantined) → Feast apply, point-in-time
-training set, materialization → an ``mlflow server`` process → candidates tracked in MLflow →
-gate, registry, ``champion`` alias → BentoML serving with real requests → Evidently drift report
-→ model card → drift-triggered retraining. Everything lands in ``build/demo/`` with an
-``index.html`` and a machine-readable ``summary.json``. The same seed gives the same dataset hash
-and the same champion metrics.
+The demo starts the embedded platform (:mod:`ml.embedded`: an MLflow server and an S3-compatible
+object store on loopback) and runs every lifecycle step as the command its Job or CronJob runs
+in the cluster (:mod:`contract.commands`), in a subprocess with the environment a pod gets:
+``mlops data ingest`` → ``feast apply`` → ``mlops features materialize`` → ``mlops pipeline
+train`` → reviews with ``mlops governance`` → ``bentoml serve`` (A/B with a shadow, prediction
+logs shipped to the object store) → ``mlops monitor drift`` on those logs → ``mlops pipeline
+retrain`` → review and promotion, picked up by the running server. The demo's own code plays
+the parts outside the platform (the upstream system, the API clients, the people) and writes
+the report: everything lands in ``build/demo/`` with an ``index.html`` and a machine-readable
+``summary.json``. The same seed on the same day gives the same data and the same champion.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import operator
 import re
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,34 +26,24 @@ from typing import Any
 import mlflow
 import pandas as pd
 
-from ml.config import PipelineConfig, load_pipeline_config
-from ml.data import Drift, generate, sample_window
-from ml.data.generate import DEFAULT_START, with_bad_rows
-from ml.data.snapshot import snapshot_sha256
+from contract import commands
+from contract import objectstore as layout
+from ml.data import Drift
+from ml.data.generate import with_bad_rows
 from ml.demo_site import write_index
-from ml.features import store as feature_store
-from ml.monitor.drift import DriftResult
-from ml.pipeline import (
-    Ingested,
-    TrainingOutcome,
-    build_feature_store,
-    ingest,
-    labelled_entities,
-    lineage_for,
-    record_lineage,
-    train_and_gate,
-)
+from ml.embedded import EmbeddedPlatform
+from ml.errors import UserError
 from ml.progress import Stages
-from ml.retrain import retrain, trigger
+from ml.serve.clients import scoring_requests
 from ml.settings import Settings
-from ml.tracking import MlflowServer
-from ml.train import time_split
 
-# The drift the demo injects into its "live" window, and the share of corrupted source rows.
-DEMO_DRIFT = Drift("covariate", 0.5)
+# The drift injected into live traffic, the retraining batch's concept drift, bad source rows.
+DRIFT_FACTOR = 3.0  # loan amounts of the drifted stream, relative to the applications'
+RETRAIN_DRIFT = Drift("concept", 0.5)
 BAD_ROW_RATE = 0.003
-LIVE_WINDOW_ROWS = 1500
-FRESH_ID_OFFSET = 1_000_000  # ids of the fresh batch's customers and applications
+AB_REQUESTS, DRIFTED_REQUESTS = 800, 1500
+REVIEWER, RELEASE_MANAGER = ("bob", "reviewer"), ("carol", "release_manager")
+SHIP_EVERY_S = "2"  # prediction-log batches close every 2 s here (30 s in the cluster)
 
 
 @dataclass
@@ -56,13 +51,14 @@ class DemoRun:
     """What the stages produce and hand to each other; becomes ``summary.json``."""
 
     settings: Settings
-    config: PipelineConfig
+    platform: EmbeddedPlatform
     stages: Stages
     summary: dict[str, Any] = field(default_factory=dict)
     outputs: list[tuple[str, Path]] = field(default_factory=list)  # (label, file) for index.html
-    versions: dict[str, Any] = field(default_factory=dict)  # registered version -> candidate
-    variants: list[str] = field(default_factory=list)  # approved runners-up, best first
-    self_approval: str = "not attempted"
+    versions: dict[str, str] = field(default_factory=dict)  # registered version -> candidate
+    applications: pd.DataFrame | None = None  # batch 1's, as the upstream system sent them
+    answered: int = 0  # live predictions answered, to check against the shipped log
+    marks: dict[str, float] = field(default_factory=dict)
 
     def output(self, label: str, path: Path) -> None:
         self.outputs.append((label, path))
@@ -76,300 +72,308 @@ class DemoRun:
             else path
         )
 
+    def step(self, name: str, *command: str) -> str:
+        """Run one lifecycle step's command as its Job would; echo its last line."""
+        output = self.platform.run(name, command)
+        lines = [line for line in output.splitlines() if line.strip()]
+        if lines:
+            self.stages.note(f"$ {' '.join(command[:3])} … → {lines[-1][:110]}")
+        return output
+
+    def json_of(self, name: str) -> Path:
+        return self.settings.demo_dir / "steps" / f"{name}.json"
+
+    def act(self, action: str, version: str, who: tuple[str, str], **details: str) -> None:
+        """A person's governance action (``mlops governance <action>`` does the same call).
+
+        People are not Jobs: like the e2e's reviewers, they act through the governance state
+        machine with their own identity; here in this process, to spare a CLI start per click.
+        """
+        from ml.governance import approvals
+
+        user, role = who
+        transition = getattr(approvals, ACTIONS[action])(
+            self.settings.model_name, version, user=user, role=role, **details
+        )
+        self.stages.note(
+            f"{user} ({role}) {action} v{version}: {transition.from_status} → "
+            f"{transition.to_status}"
+        )
+
+
+# What the people do, as the state machine's functions (the CLI's commands call the same).
+ACTIONS = {"approve": "approve", "promote": "promote_to_production", "release": "release"}
+
 
 def run_demo(settings: Settings) -> dict[str, Any]:
     """Run every stage; return the summary (also written to ``build/demo/summary.json``)."""
-    # A clean slate makes runs comparable: the registry starts empty, so the audit log that
-    # refers to its versions starts empty too.
+    from ml.serve.server import free_port, start_server
+
+    # A clean slate makes runs comparable: the registry and the object store start empty.
     shutil.rmtree(settings.demo_dir, ignore_errors=True)
     settings.audit_log.unlink(missing_ok=True)
     settings.ensure_dirs()
-    run = DemoRun(settings, load_pipeline_config(), Stages(total=len(STAGE_TITLES)))
-    # Started first, waited for later: its start-up overlaps the data and feature stages.
-    server = MlflowServer(settings.mlflow_dir, settings.mlflow_port).start()
+    platform = EmbeddedPlatform.start(settings, free_port)
+    run = DemoRun(settings, platform, Stages(total=len(STAGE_TITLES)))
     try:
-        with run.stages.stage("data", STAGE_TITLES["data"]):
-            ingested = stage_data(run)
-        with run.stages.stage("features", STAGE_TITLES["features"]):
-            entities, training_set = stage_features(run, ingested)
-        with run.stages.stage("tracking", STAGE_TITLES["tracking"]):
-            uri = server.wait_ready()
-        mlflow.set_tracking_uri(uri)
-        run.summary["mlflow"] = {"tracking_uri": uri, "ui": uri}
-        with run.stages.stage("training", STAGE_TITLES["training"]):
-            outcome = stage_training(run, ingested, entities, training_set)
-        with run.stages.stage("registry", STAGE_TITLES["registry"]):
-            stage_registry(run, outcome)
-        with run.stages.stage("governance", STAGE_TITLES["governance"]):
-            stage_governance(run, training_set, ingested.tables["customers"])
-        with run.stages.stage("serving", STAGE_TITLES["serving"]):
-            stage_serving(run, training_set, ingested.tables["applications"])
-        with run.stages.stage("monitoring", STAGE_TITLES["monitoring"]):
-            drift = stage_monitoring(run, training_set)
-        with run.stages.stage("retraining", STAGE_TITLES["retraining"]):
-            stage_retraining(run, ingested, drift)
+        with run.stages.stage("platform", STAGE_TITLES["platform"]):
+            uri = platform.wait_ready()
+            platform.use_here()
+            mlflow.set_tracking_uri(uri)
+            run.summary["mlflow"] = {"tracking_uri": uri, "ui": uri}
+            run.summary["platform"] = {"object_store": platform.object_store_url,
+                                       "buckets": platform.buckets}  # fmt: skip
+        for name in ("data", "features", "training", "governance"):
+            with run.stages.stage(name, STAGE_TITLES[name]):
+                STAGES[name](run)
+        server_env = {**platform.env(), "MLOPS_LOG_BATCH_S": SHIP_EVERY_S}
+        with start_server(settings, serving_policy(run), env=server_env) as url:
+            for name in ("serving", "monitoring", "retraining"):
+                with run.stages.stage(name, STAGE_TITLES[name]):
+                    STAGES[name](run, url)
+        logs_complete(run)
+        collect_audit_log(run)
     finally:
-        server.stop()
+        platform.stop()
     run.summary["timings_s"] = dict(run.stages.timings)
     return finish(run)
 
 
 STAGE_TITLES = {
-    "data": "Generating the credit-risk dataset and validating it at ingestion",
-    "features": "Feast: apply, point-in-time training set, materialization to SQLite",
-    "tracking": "MLflow tracking server (SQLite + local artifacts) answering",
-    "training": "Training candidate models, tracked in MLflow",
-    "registry": "Registration of every candidate that passed the performance gate",
-    "governance": "Model cards, fairness gate, reviews by role; the best fair model → production",
-    "serving": "BentoML: champion vs challenger (A/B) with a shadow; good and malformed requests",
-    "monitoring": "Evidently drift report on a drifted live window",
-    "retraining": "Closed loop: drift triggers retraining on fresh data, gated vs the champion",
+    "platform": "Embedded platform: MLflow server and an S3-compatible object store on loopback",
+    "data": "Upstream batch → `mlops data ingest`: validated, bad rows quarantined",
+    "features": "`feast apply`, `mlops features materialize`: offline store → online store",
+    "training": "`mlops pipeline train`: candidates tracked in MLflow, gated, registered",
+    "governance": "Reviews by role (`mlops governance`): approve, promote, release to A/B",
+    "serving": "`bentoml serve`: champion vs challenger (A/B) with a shadow; bad requests",
+    "monitoring": "Drifted live traffic → `mlops monitor drift` on the shipped logs",
+    "retraining": "New batch → `mlops pipeline retrain` → review → served without a restart",
 }
 
 
-def stage_data(run: DemoRun) -> Ingested:
+# --- data and features ---------------------------------------------------------------------
+
+
+def stage_data(run: DemoRun) -> None:
+    """The upstream system delivers batch 1 (with some corrupted rows); the ingest Job files it."""
+    from ml.ingest import upstream_batch
+
     settings = run.settings
-    dataset = generate(settings.n_customers, settings.seed, settings.history_days)
+    dataset = upstream_batch(
+        1, pd.Timestamp.now(tz="UTC"), days=settings.history_days,
+        n_customers=settings.n_customers, seed=settings.seed,
+    )  # fmt: skip
     corrupted, injected = with_bad_rows(dataset, BAD_ROW_RATE, settings.seed)
-    quarantine_dir = settings.data_dir / "quarantine"
-    quarantine_dir.mkdir(parents=True, exist_ok=True)
-    ingested = ingest(corrupted, quarantine_dir)
+    run.applications = dataset.applications
+    counts = deliver_and_ingest(run, "b0001", corrupted.tables(), "ingest-batch-1")
     run.summary["dataset"] = {
-        "rows": ingested.received,
-        "accepted": ingested.received - ingested.quarantined,
-        "quarantined": ingested.quarantined,
+        "rows": sum(c["received"] for c in counts),
+        "accepted": sum(c["accepted"] for c in counts),
+        "quarantined": sum(c["quarantined"] for c in counts),
         "injected_faults": injected,
-        "quarantine_by_table": {r.table: len(r.quarantined) for r in ingested.results},
-        "snapshot_sha256": ingested.snapshot_sha256,
-        "quarantine_dir": run.rel(quarantine_dir),
+        "quarantine_by_table": {c["table"]: c["quarantined"] for c in counts},
+        "quarantine": layout.s3_url(run.platform.buckets["features"], layout.QUARANTINE_PREFIX),
+        "snapshot_sha256": _offline_snapshot_sha256(),
         "seed": settings.seed,
         "customers": settings.n_customers,
     }
-    run.output("Quarantine counts (CSV)", quarantine_dir / "counts.csv")
-    run.stages.note(
-        f"{ingested.received:,} rows received, {ingested.quarantined} quarantined with a reason"
-    )
-    return ingested
+    counts_csv = settings.demo_dir / "data" / "quarantine_counts.csv"
+    counts_csv.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(counts).to_csv(counts_csv, index=False)
+    run.output("Quarantine counts (CSV)", counts_csv)
 
 
-def stage_features(run: DemoRun, ingested: Ingested) -> tuple[pd.DataFrame, pd.DataFrame]:
-    settings = run.settings
-    store = build_feature_store(settings.feature_repo_dir, ingested)
-    entities = labelled_entities(ingested.tables["applications"])
-    training_set = feature_store.training_set(store, entities, settings.feature_service)
-    events = ingested.tables["customer_transactions"]["event_timestamp"]
-    feature_store.materialize(
-        store, events.min() - pd.Timedelta(days=365), events.max() + pd.Timedelta(seconds=1)
-    )
+def deliver_and_ingest(run: DemoRun, batch: str, tables: dict, step: str) -> list[dict]:
+    """Upstream writes ``tables`` to landing/; the ingest step validates and files them."""
+    from ml.ingest import write_landing_batch
+    from ml.objectstore import Bucket
+
+    write_landing_batch(Bucket.for_role("features"), batch, tables)
+    run.step(step, *commands.INGEST, "--json", str(run.json_of(step)))
+    return json.loads(run.json_of(step).read_text())
+
+
+def _offline_snapshot_sha256() -> str:
+    from ml.data.snapshot import snapshot_sha256
+    from ml.ingest import TABLES, read_offline_table
+    from ml.objectstore import Bucket
+
+    bucket = Bucket.for_role("features")
+    return snapshot_sha256({name: read_offline_table(bucket, name) for name in TABLES})
+
+
+def stage_features(run: DemoRun) -> None:
+    platform = run.platform
+    feast = commands.feast(str(platform.env()["MLOPS_FEATURE_REPO"]),
+                           str(platform.feature_store_yaml))  # fmt: skip
+    run.step("feast-apply", *feast, "apply")
+    run.step("materialize", *commands.MATERIALIZE)
     run.summary["features"] = {
-        "feature_service": settings.feature_service,
-        "training_rows": len(training_set),
-        "repo": run.rel(settings.feature_repo_dir),
+        "feature_service": run.settings.feature_service,
+        "repo": run.rel(Path(platform.env()["MLOPS_FEATURE_REPO"])),
+        "config": run.rel(platform.feature_store_yaml),
+        "offline_store": layout.s3_url(platform.buckets["features"], layout.OFFLINE_PREFIX),
         "online_store": "sqlite",
     }
-    run.stages.note(f"training set: {len(training_set):,} labelled applications, point in time")
-    return entities, training_set
 
 
-def stage_training(
-    run: DemoRun, ingested: Ingested, entities: pd.DataFrame, training_set: pd.DataFrame
-) -> TrainingOutcome:
-    lineage = lineage_for(run.settings, ingested, training_set)
-    outcome = train_and_gate(training_set, run.settings, run.config, lineage)
-    record_lineage(run.settings, ingested, entities, training_set, outcome)
+# --- training and governance ---------------------------------------------------------------
+
+
+def stage_training(run: DemoRun) -> None:
+    """The training Job, asked for two runners-up too: the A/B challenger and the shadow."""
+    run.step("train", *commands.TRAIN, "--runners-up", "2", "--json", str(run.json_of("train")))
+    outcome = json.loads(run.json_of("train").read_text())
+    run.versions = outcome["registered"]
+    run.summary["features"]["training_rows"] = outcome["training_rows"]
     run.summary["training"] = {
-        "runs": len(outcome.candidates),
-        "candidates": {c.name: _rounded(c.metrics) for c in outcome.candidates},
-        "gate": {name: d.summary() for name, d in outcome.decisions.items()},
-        "lineage": lineage.tags(),
+        "runs": len(outcome["candidates"]),
+        "candidates": {name: c["metrics"] for name, c in outcome["candidates"].items()},
+        "gate": outcome["gate"],
+        "fairness_notes": outcome["notes"],
+        "lineage": outcome["lineage"],
+        "registered_for_review": run.versions,
     }
-    for candidate in outcome.candidates:
+    for name, candidate in outcome["candidates"].items():
         run.stages.note(
-            f"{candidate.name}: roc_auc={candidate.metrics['roc_auc']:.4f} "
-            f"gate {outcome.decisions[candidate.name].summary()}"
+            f"{name}: roc_auc={candidate['metrics']['roc_auc']:.4f} gate {outcome['gate'][name]}"
         )
-    return outcome
 
 
-def stage_registry(run: DemoRun, outcome: TrainingOutcome) -> None:
-    """Register every candidate that passed the performance gate, best first, as a version."""
-    from ml import registry
-
-    passed = [c for c in outcome.candidates if outcome.decisions[c.name].passed]
-    ranked = sorted(passed, key=lambda c: c.metrics[run.config.gate.select_by], reverse=True)
-    lineage = outcome.lineage.tags() if outcome.lineage else {}
-    run.versions = {
-        registry.register(
-            c.run_id, run.settings.model_name, {**lineage, "candidate": c.name}
-        ).version: c
-        for c in ranked
-    }
-    run.stages.note("registered " + ", ".join(f"v{v} ({c.name})" for v, c in run.versions.items()))
-
-
-def stage_governance(run: DemoRun, training_set: pd.DataFrame, customers: pd.DataFrame) -> None:
-    """Each version gets a model card and a review; the best one that passes goes to production.
-
-    A version whose card fails the fairness gate is rejected by the reviewer, with the reason,
-    and the next one is reviewed. The runners-up that pass become challenger and shadow.
-    """
-    from ml.errors import UserError
+def stage_governance(run: DemoRun) -> None:
+    """A reviewer approves each version; the release manager promotes the best one and releases
+    the runners-up as challenger and shadow. The pipeline may not approve its own versions."""
     from ml.governance import approvals
 
-    name, flow = run.settings.model_name, {"audit_path": run.settings.audit_log}
-    approved, rejected, cards = [], {}, {}
-    for version, candidate in run.versions.items():
-        # dave is both data scientist and reviewer: he registers, so he may not approve.
-        approvals.register_candidate(name, version, user="dave", role="data_scientist", **flow)
-        cards[version] = card = _model_card(run, version, training_set, customers)
-        approvals.request_review(name, version, user="dave", role="data_scientist", **flow)
-        if not card.fairness_passed:
-            reason = "fairness gate failed: " + "; ".join(card.fairness_reasons)
-            approvals.reject(name, version, user="bob", role="reviewer", reason=reason, **flow)
-            rejected[version] = reason
-            run.stages.note(f"v{version} ({candidate.name}) rejected by bob: {reason[:120]}")
-            continue
-        if not approved:  # the first approval attempt shows separation of duties
-            try:
-                approvals.approve(name, version, user="dave", role="reviewer", **flow)
-                run.self_approval = "allowed"
-            except UserError as refused:
-                run.self_approval = f"refused: {refused.what}"
-        approvals.approve(
-            name, version, user="bob", role="reviewer", comment="card reviewed", **flow
-        )
-        approved.append(version)
-    if not approved:
-        raise UserError(
-            "no candidate passed both the performance and the fairness gate",
-            "see the model cards under build/demo/governance and the gates in the config",
-        )
-    champion = approved[0]
-    approvals.promote_to_production(name, champion, user="carol", role="release_manager", **flow)
-    cards[champion] = _model_card(run, champion, training_set, customers)  # with its history
-    run.variants = approved[1:3]
-    winner = run.versions[champion]
+    name = run.settings.model_name
+    ranked = list(run.versions)  # the winner first
+    try:  # the pipeline registered these: it may not review them
+        run.act("approve", ranked[0], ("svc-pipeline", "reviewer"))
+        self_approval = "allowed"
+    except UserError as refused:
+        self_approval = f"refused: {refused.what}"
+    for version in ranked:
+        run.act("approve", version, REVIEWER, comment="card reviewed")
+    champion = ranked[0]
+    run.act("promote", champion, RELEASE_MANAGER)
+    for alias, version in zip(("challenger", "shadow"), ranked[1:], strict=False):
+        run.act("release", version, RELEASE_MANAGER, alias=alias)
+    cards = {v: card_html(run, v) for v in ranked}
+    metrics = run.summary["training"]["candidates"][run.versions[champion]]
     run.summary["registry"] = {
         "model_name": name,
         "champion_version": champion,
-        "champion_candidate": winner.name,
-        "champion_metrics": _rounded(winner.metrics),
+        "champion_candidate": run.versions[champion],
+        "champion_metrics": metrics,
         "alias": "champion",
-        "versions": {v: c.name for v, c in run.versions.items()},
+        "versions": dict(run.versions),
     }
     run.summary["governance"] = {
-        "model_card": run.rel(cards[champion].md),
-        "model_card_html": run.rel(cards[champion].html),
-        "model_cards": {v: run.rel(card.html) for v, card in cards.items()},
-        "fairness_passed": cards[champion].fairness_passed,
-        "fairness_notes": cards[champion].fairness_reasons,
-        "approved": approved,
-        "rejected": rejected,
+        "model_card": run.rel(cards[champion].with_suffix(".md")),
+        "model_card_html": run.rel(cards[champion]),
+        "model_cards": {v: run.rel(card) for v, card in cards.items()},
         "approval_status": {v.version: v.status for v in approvals.status(name)},
-        "self_approval": run.self_approval,
-        "audit_log": run.rel(run.settings.audit_log),
+        "self_approval": self_approval,
+        "audit_log": layout.s3_url(run.platform.buckets["reports"], layout.AUDIT_LOG_KEY),
     }
     for version, card in cards.items():
-        run.output(f"Model card v{version} ({run.versions[version].name})", card.html)
-    for plot in cards[champion].plots:
-        run.output(f"Model card plot: {plot.stem}", plot)
-    run.stages.note(f"v{champion} ({winner.name}): approved (bob) → production (carol), champion")
-    run.stages.note(f"self-approval {run.self_approval}")
+        run.output(f"Model card v{version} ({run.versions[version]})", card)
+    run.stages.note(f"self-approval by the pipeline {self_approval}")
 
 
-def _model_card(run: DemoRun, version: str, training_set: pd.DataFrame, customers: pd.DataFrame):
-    from ml.governance.model_card import write_model_card
-
-    return write_model_card(
-        run.settings.model_name,
-        version,
-        training_set=training_set,
-        customers=customers,
-        features=feature_store.model_features(run.settings.feature_service),
-        out_dir=run.settings.demo_dir / "governance" / f"v{version}",  # one card per version
-        settings=run.settings,
-        audit_path=run.settings.audit_log,
-    )
+def card_html(run: DemoRun, version: str) -> Path:
+    """The card the training step wrote for ``version`` (one folder per version)."""
+    folder = run.platform.step_settings().model_card_dir(version)
+    card = folder / "model_card.html"
+    if not card.exists():
+        raise UserError(f"no model card for v{version} at {card}", "see build/demo/steps/")
+    return card
 
 
-def stage_serving(run: DemoRun, training_set: pd.DataFrame, applications: pd.DataFrame) -> None:
-    """A real HTTP server, real requests, and the experiment read back from its log."""
+# --- serving, monitoring, retraining -------------------------------------------------------
+
+
+def serving_policy(run: DemoRun):
+    """Champion and challenger 50/50 (sticky per customer), the shadow scoring a copy."""
+    from ml.serve.traffic import TrafficPolicy
+
+    roles = len(run.versions)
+    variants = {"champion": {"model": "champion", "weight": 1.0}}
+    if roles > 1:
+        variants = {"champion": {"model": "champion", "weight": 0.5},
+                    "challenger": {"model": "challenger", "weight": 0.5}}  # fmt: skip
+    shadows = [{"name": "shadow", "model": "shadow"}] if roles > 2 else []
+    return TrafficPolicy(salt=f"demo-{run.settings.seed}", variants=variants, shadows=shadows)
+
+
+def send(url: str, bodies: list[dict]) -> dict[str, Any]:
+    """POST each body to /predict; status codes, versions that answered, client latency."""
+    import httpx
+
+    codes: list[int] = []
+    versions: dict[str, int] = {}
+    latencies = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for body in bodies:
+            started = time.perf_counter()
+            response = client.post("/predict", json=body)
+            latencies.append((time.perf_counter() - started) * 1000)
+            codes.append(response.status_code)
+            if response.status_code == 200:
+                version = str(response.json().get("model_version"))
+                versions[version] = versions.get(version, 0) + 1
+    quantiles = pd.Series(latencies).quantile([0.5, 0.99]) if latencies else None
+    return {
+        "codes": codes,
+        "ok": sum(c == 200 for c in codes),
+        "model_versions": versions,
+        "latency_ms": {"p50": round(quantiles[0.5], 2), "p99": round(quantiles[0.99], 2)}
+        if quantiles is not None
+        else {},
+    }
+
+
+def stage_serving(run: DemoRun, url: str) -> None:
+    """Labelled recent applications through the A/B split, then what clients get wrong."""
     import httpx
 
     from ml.serve.experiment import analyze_experiment
-    from ml.serve.server import start_server
-    from ml.serve.traffic import TrafficPolicy
 
-    settings = run.settings
-    policy = TrafficPolicy(
-        salt=f"demo-{settings.seed}",
-        variants=_live_variants(run.variants[:1]),
-        shadows=[{"name": "shadow", "model": v} for v in run.variants[1:2]],
-    )
-    for role, version in zip(("challenger", "shadow"), run.variants, strict=False):
-        mlflow.MlflowClient().set_registered_model_alias(settings.model_name, role, version)
-        run.stages.note(f"{role}: v{version} ({run.versions[version].name}), approved")
-    log = settings.demo_dir / "serving" / "predictions.jsonl"
-    _, holdout = time_split(training_set, run.config.split.holdout_fraction)
-    with start_server(settings, policy, log_path=log) as url, httpx.Client(base_url=url) as client:
-        good = _send_applications(client, holdout)
-        bad = _send_malformed(client, int(holdout["customer_id"].iloc[0]))
-        _wait_for_log(log, expected_shadows=good["requests"])
-    codes = [*good["codes"], *bad]
+    assert run.applications is not None
+    known = run.applications.dropna(subset=["defaulted"])
+    good = send(url, scoring_requests(known, AB_REQUESTS))
+    run.answered += good["ok"]
+    with httpx.Client(base_url=url, timeout=30) as client:
+        bad = _send_malformed(client, int(known["customer_id"].iloc[-1]))
+    wait_shipped(run, shadows=good["ok"] if len(run.versions) > 2 else 0)
+    log = run.settings.demo_dir / "serving" / "predictions.jsonl"
+    records = shipped_records()
+    write_jsonl(log, records)
     report = analyze_experiment(
-        log,
-        applications[["application_id", "defaulted"]].dropna(),
-        settings.demo_dir / "experiment",
+        log, known[["application_id", "defaulted"]], run.settings.demo_dir / "experiment"
     )
+    codes = [*good["codes"], *bad]
     run.summary["serving"] = {
         "requests": len(codes),
         "ok_2xx": sum(200 <= c < 300 for c in codes),
         "rejected_4xx": sum(400 <= c < 500 for c in codes),
         "errors_5xx": sum(c >= 500 for c in codes),
         "client_latency_ms": good["latency_ms"],
-        "policy": policy.model_dump(mode="json"),
-        "prediction_log": run.rel(log),
+        "answered_by_version": good["model_versions"],
+        "policy": serving_policy(run).model_dump(mode="json"),
+        "prediction_log": layout.s3_url(
+            run.platform.buckets["reports"], layout.PREDICTIONS_PREFIX
+        ),
         "experiment": report.to_dict(),
     }
-    run.output("A/B experiment report", settings.demo_dir / "experiment" / "experiment.md")
-    run.output("A/B experiment plot", settings.demo_dir / "experiment" / "experiment.png")
-    run.output("Prediction log (JSON Lines)", log)
+    run.output("A/B experiment report", run.settings.demo_dir / "experiment" / "experiment.md")
+    run.output("A/B experiment plot", run.settings.demo_dir / "experiment" / "experiment.png")
+    run.output("Prediction log as shipped (JSON Lines)", log)
     serving = run.summary["serving"]
     run.stages.note(
         f"{serving['requests']} requests: {serving['ok_2xx']} answered, "
         f"{serving['rejected_4xx']} rejected (4xx), {serving['errors_5xx']} server errors"
     )
-
-
-def _live_variants(challengers: list[str]) -> dict[str, dict[str, Any]]:
-    """A 50/50 split with the challenger when there is one, else all traffic to the champion."""
-    variants = {"champion": {"model": "champion", "weight": 1.0}}
-    for version in challengers:
-        variants = {name: {**spec, "weight": 0.5} for name, spec in variants.items()}
-        variants["challenger"] = {"model": version, "weight": 0.5}
-    return variants
-
-
-def _send_applications(client, holdout: pd.DataFrame) -> dict[str, Any]:
-    import time
-
-    codes, latencies = [], []
-    for row in holdout.itertuples():
-        payload = {
-            "customer_id": int(row.customer_id),
-            "loan_amount": float(row.loan_amount),
-            "term_months": int(row.term_months),
-            "application_id": int(row.application_id),
-        }
-        started = time.perf_counter()
-        codes.append(client.post("/predict", json=payload).status_code)
-        latencies.append((time.perf_counter() - started) * 1000)
-    quantiles = pd.Series(latencies).quantile([0.5, 0.99])
-    return {
-        "requests": len(codes),
-        "codes": codes,
-        "latency_ms": {"p50": round(quantiles[0.5], 2), "p99": round(quantiles[0.99], 2)},
-    }
 
 
 # What real clients get wrong; each must be answered 4xx with the field named, never 5xx.
@@ -399,101 +403,151 @@ def _send_malformed(client, known_customer: int) -> list[int]:
     return codes
 
 
-def _wait_for_log(log: Path, expected_shadows: int, timeout_s: float = 15.0) -> None:
-    """The log and the shadows flush in the background; wait until they have caught up."""
-    import time
+def shipped_records() -> list[dict]:
+    """Every prediction-log record serving has shipped to the reports bucket."""
+    from ml.monitor.windows import parse_batch
+    from ml.objectstore import Bucket
 
-    from ml.serve.prediction_log import read_prediction_log
+    reports = Bucket.for_role("reports")
+    return [
+        record
+        for key in sorted(reports.keys(layout.PREDICTIONS_PREFIX))
+        for record in parse_batch(reports.get_bytes(key))
+    ]
 
+
+def wait_shipped(run: DemoRun, shadows: int = 0, timeout_s: float = 60.0) -> None:
+    """Until every answered prediction (and ``shadows`` shadow ones) is in the object store."""
     deadline = time.monotonic() + timeout_s
+    live = shadow = 0
     while time.monotonic() < deadline:
-        if log.exists() and read_prediction_log(log)["shadow"].sum() >= expected_shadows:
+        records = shipped_records()
+        live = sum(not r.get("shadow") for r in records)
+        shadow = sum(bool(r.get("shadow")) for r in records)
+        if live >= run.answered and shadow >= shadows:
             return
-        time.sleep(0.25)
-
-
-def stage_monitoring(run: DemoRun, training_set: pd.DataFrame) -> DriftResult:
-    from ml.monitor.drift import detect
-    from ml.monitor.report import write_monitoring_report
-
-    champion = run.versions[run.summary["registry"]["champion_version"]]
-    features = feature_store.model_features(run.settings.feature_service)
-    _, holdout = time_split(training_set, run.config.split.holdout_fraction)
-    live = sample_window(LIVE_WINDOW_ROWS, run.settings.seed + 1, DEMO_DRIFT)
-    reference = _scored(holdout, champion.model, features)
-    current = _scored(live, champion.model, features)
-    result = detect(reference, current)
-    exposition = write_exposition(result, run.settings.demo_dir / "monitoring" / "metrics.prom")
-    report = write_monitoring_report(
-        reference, current, run.settings.demo_dir / "monitoring", result=result
+        time.sleep(0.5)
+    raise UserError(
+        f"serving shipped {live} of {run.answered} live and {shadow} of {shadows} shadow "
+        f"predictions within {timeout_s:.0f} s",
+        "see build/serving/server-*.log",
     )
+
+
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def stage_monitoring(run: DemoRun, url: str) -> None:
+    """Loan amounts three times the usual reach serving; the drift job finds it in the logs."""
+    from ml.objectstore import Bucket
+
+    assert run.applications is not None
+    run.marks["drift_injected"] = time.time()
+    drifted = send(url, scoring_requests(run.applications, DRIFTED_REQUESTS, DRIFT_FACTOR))
+    run.answered += drifted["ok"]
+    wait_shipped(run)
+    out = run.settings.demo_dir / "monitoring"
+    exposition = out / "metrics.prom"
+    run.step("drift", *commands.DRIFT, "--report-dir", str(out),
+             "--json", str(run.json_of("drift")), "--metrics-file", str(exposition))  # fmt: skip
+    verdict = json.loads(run.json_of("drift").read_text())
+    triggered = Bucket.for_role("reports").exists(layout.RETRAIN_TRIGGER_KEY)
     run.summary["monitoring"] = {
-        "drift_detected": bool(result.drift_detected),
-        "dataset_drift": bool(result.dataset_drift),
-        "prediction_drift": bool(result.prediction_drift),
+        "drift_detected": bool(verdict.get("drift_detected")),
+        "dataset_drift": bool(verdict.get("dataset_drift")),
+        "prediction_drift": bool(verdict.get("prediction_drift")),
+        "retrain_requested": triggered,
         "alerts_would_fire": alerts_that_fire(exposition.read_text()),
         "metrics_exposition": run.rel(exposition),
-        "injected_drift": {"scenario": DEMO_DRIFT.scenario, "size": DEMO_DRIFT.size},
-        "drifted_features": [c.column for c in result.columns if c.drifted],
-        "report_html": run.rel(report),
-        "evidently_html": run.rel(report.parent / "evidently_drift.html"),
+        "injected_drift": {"loan_amount_factor": DRIFT_FACTOR, "requests": DRIFTED_REQUESTS},
+        "drifted_features": [c["column"] for c in verdict.get("columns", []) if c.get("drifted")],
+        "report_html": run.rel(out / "index.html"),
+        "evidently_html": run.rel(out / "evidently_drift.html"),
     }
-    run.output("Drift report (Evidently + plots)", report)
-    run.output("Evidently's own drift report", report.parent / "evidently_drift.html")
+    run.output("Drift report (Evidently + plots)", out / "index.html")
+    run.output("Evidently's own drift report", out / "evidently_drift.html")
     run.output("Monitor metrics as pushed to Prometheus", exposition)
-    run.stages.note(result.verdict())
     for alert in run.summary["monitoring"]["alerts_would_fire"]:
         run.stages.note(f"alert that would fire: {alert['alert']} ({alert['severity']})")
-    return result
 
 
-def stage_retraining(run: DemoRun, ingested: Ingested, drift: DriftResult) -> None:
-    """A fresh batch from the drifted period goes through validation and Feast; retrain."""
+def stage_retraining(run: DemoRun, url: str) -> None:
+    """A fresh labelled batch (the relation to default has changed) is ingested; the retrain
+    job consumes the drift trigger; a better candidate is reviewed and promoted like any other,
+    and the running server answers with it without a restart."""
+    from ml.ingest import upstream_batch
+
     settings = run.settings
-    fresh = generate(
-        settings.n_customers // 2,
-        settings.seed + 2,
-        days=180,
-        start=DEFAULT_START + pd.Timedelta(days=settings.history_days - 30),
-        drift=DEMO_DRIFT,
-        first_customer_id=FRESH_ID_OFFSET,
-        first_application_id=FRESH_ID_OFFSET,
-    )
-    batch_dir = settings.data_dir / "quarantine" / "batch-2"
-    batch_dir.mkdir(parents=True, exist_ok=True)
-    fresh_batch = ingest(fresh, batch_dir)
-    combined = combine(ingested, fresh_batch)
-    store = build_feature_store(settings.feature_repo_dir, combined)
-    entities = labelled_entities(fresh_batch.tables["applications"])
-    training_set = feature_store.training_set(store, entities, settings.feature_service)
-    lineage = lineage_for(settings, combined, training_set)
-    decision = retrain(trigger(drift, None), training_set, settings, run.config, lineage)
-    run.summary["retraining"] = {
-        **decision.to_dict(),
-        "fresh_training_rows": len(training_set),
-        "audit_log": run.rel(settings.audit_log),
+    batch = upstream_batch(
+        2, pd.Timestamp.now(tz="UTC"), days=119, n_customers=settings.n_customers * 5 // 2,
+        seed=settings.seed, drift=RETRAIN_DRIFT,
+    )  # fmt: skip
+    deliver_and_ingest(run, "b0002", batch.tables(), "ingest-batch-2")
+    run.step("materialize-2", *commands.MATERIALIZE)
+    run.step("retrain", *commands.RETRAIN, "--json", str(run.json_of("retrain")))
+    decision = json.loads(run.json_of("retrain").read_text())
+    summary = run.summary["retraining"] = {
+        key: decision.get(key)
+        for key in ("triggered", "reason", "champion_before", "new_version", "gate")
     }
-    if decision.new_version is not None:  # every registered version is documented
-        card = _model_card(
-            run, decision.new_version, training_set, fresh_batch.tables["customers"]
-        )
-        run.summary["retraining"]["model_card"] = run.rel(card.html)
-        run.output(f"Model card v{decision.new_version} (retrained)", card.html)
-    run.output("Audit log (hash-chained JSON Lines)", settings.audit_log)
-    run.stages.note(decision.reason)
+    summary["promoted"] = False
+    version = decision.get("new_version")
+    if version is not None:
+        summary["model_card"] = run.rel(card_html(run, version))
+        run.output(f"Model card v{version} (retrained)", card_html(run, version))
+        run.act("approve", version, REVIEWER, comment="retrained on drift")
+        run.act("promote", version, RELEASE_MANAGER)
+        served = wait_served(run, url, version)
+        summary.update(promoted=True, champion_after=version, served_without_restart=served)
+        run.marks["new_champion"] = time.time()
+    summary["drift_to_new_champion_s"] = (
+        round(run.marks["new_champion"] - run.marks["drift_injected"], 1)
+        if "new_champion" in run.marks
+        else None
+    )
 
 
-def write_exposition(result: DriftResult, path: Path) -> Path:
-    """The monitor's gauges in Prometheus' text format, exactly as a scrape or push sends."""
-    from prometheus_client import generate_latest
+def wait_served(run: DemoRun, url: str, version: str, timeout_s: float = 60.0) -> dict:
+    """Until the running server's champion share is answered by ``version`` (each worker
+    re-resolves the registry's aliases on its own poll); the versions that answered."""
+    assert run.applications is not None
+    before = run.summary["registry"]["champion_version"]
+    bodies = scoring_requests(run.applications, 50)
+    deadline = time.monotonic() + timeout_s
+    result: dict[str, Any] = {"model_versions": {}}
+    while time.monotonic() < deadline:
+        result = send(url, bodies)
+        run.answered += result["ok"]
+        answered = result["model_versions"]
+        if version in answered and before not in answered:
+            return answered
+        time.sleep(1)
+    raise UserError(
+        f"the running server did not answer with v{version} within {timeout_s:.0f} s "
+        f"(last answers by version: {result['model_versions']})",
+        "see build/serving/server-*.log",
+    )
 
-    from ml.metrics import registry
-    from ml.monitor.push import set_gauges
 
-    set_gauges(result)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(generate_latest(registry()[0]))
-    return path
+def logs_complete(run: DemoRun) -> None:
+    """After the server's clean shutdown every answered prediction is in the object store."""
+    wait_shipped(run, timeout_s=30)
+    live = sum(not r.get("shadow") for r in shipped_records())
+    run.summary["serving"]["predictions_answered"] = run.answered
+    run.summary["serving"]["predictions_logged"] = live
+
+
+STAGES = {
+    "data": stage_data,
+    "features": stage_features,
+    "training": stage_training,
+    "governance": stage_governance,
+    "serving": stage_serving,
+    "monitoring": stage_monitoring,
+    "retraining": stage_retraining,
+}
 
 
 _SIMPLE_RULE = re.compile(r"^max\((\w+)\)\s*(==|>=|>|<=|<)\s*([0-9.]+)$")
@@ -538,25 +592,15 @@ def alerts_that_fire(exposition: str) -> list[dict[str, Any]]:
     return firing
 
 
-def combine(old: Ingested, new: Ingested) -> Ingested:
-    """Both batches' accepted rows as one snapshot (the feature store's sources grow)."""
-    tables = {
-        name: pd.concat([old.tables[name], new.tables[name]], ignore_index=True)
-        for name in old.tables
-    }
-    return Ingested(tables, [*old.results, *new.results], snapshot_sha256(tables))
+def collect_audit_log(run: DemoRun) -> None:
+    """A copy of the audit log of record (in the object store, which is in memory)."""
+    from ml.objectstore import Bucket
 
-
-def _scored(frame: pd.DataFrame, model, features: list[str]) -> pd.DataFrame:
-    from ml.data.generate import FEATURE_COLUMNS, LABEL
-
-    scored = frame[[*FEATURE_COLUMNS, LABEL]].copy()
-    scored["score"] = model.predict_proba(frame[features])[:, 1]
-    return scored.reset_index(drop=True)
-
-
-def _rounded(metrics: dict[str, float]) -> dict[str, float]:
-    return {k: round(v, 6) for k, v in metrics.items()}
+    audit = run.settings.demo_dir / "governance" / "audit.jsonl"
+    audit.parent.mkdir(parents=True, exist_ok=True)
+    audit.write_bytes(Bucket.for_role("reports").get_bytes(layout.AUDIT_LOG_KEY))
+    run.summary["governance"]["audit_log_copy"] = run.rel(audit)
+    run.output("Audit log (hash-chained JSON Lines)", audit)
 
 
 def finish(run: DemoRun) -> dict[str, Any]:

@@ -116,24 +116,30 @@ def keep_fair_winner(
     customers: pd.DataFrame,
     settings: Settings,
     config: PipelineConfig,
-) -> None:
+    runners_up: int = 0,
+) -> list[CandidateResult]:
     """Make the winner the best gate-passing candidate that also passes the fairness gate.
 
     Promotion requires both gates; registering a version the fairness gate will refuse only
     gives the reviewers a version nobody may release. The candidates left out are named in
-    ``outcome.notes``; with none left, ``outcome.winner`` is None.
+    ``outcome.notes``; with none left, ``outcome.winner`` is None. Returns up to ``runners_up``
+    of the next candidates that pass both gates too (challengers for an A/B test), best first.
     """
     from ml.governance.model_card import fairness_gate_of
 
     features = feature_store.model_features(settings.feature_service)
     passed = [c for c in outcome.candidates if outcome.decisions[c.name].passed]
-    outcome.winner = None
+    fair: list[CandidateResult] = []
     for candidate in sorted(passed, key=lambda c: -c.metrics[config.gate.select_by]):
+        if len(fair) > runners_up:
+            break
         decision = fairness_gate_of(candidate.model, training_set, customers, features, settings)
         if decision.passed:
-            outcome.winner = candidate
-            return
-        outcome.notes.append(f"{candidate.name} left out: fairness gate {decision.summary()}")
+            fair.append(candidate)
+        else:
+            outcome.notes.append(f"{candidate.name} left out: fairness gate {decision.summary()}")
+    outcome.winner = fair[0] if fair else None
+    return fair[1:]
 
 
 def record_lineage(
@@ -168,16 +174,22 @@ def register_winner(
     """Register the winner with its lineage and metrics as tags; optionally make it champion."""
     if outcome.winner is None or outcome.lineage is None:
         raise ValueError("no candidate passed the gate; nothing to register")
-    tags = {
-        **outcome.lineage.tags(),
-        "candidate": outcome.winner.name,
-        **{f"metric.{k}": f"{v:.6f}" for k, v in outcome.winner.metrics.items()},
-    }
-    registered = registry.register(outcome.winner.run_id, model_name, tags)
+    registered = _register(outcome.winner, outcome.lineage, model_name)
     if promote:
         registry.promote(model_name, registered.version)
     outcome.registered = registered
     return registered
+
+
+def _register(
+    candidate: CandidateResult, lineage: Lineage, model_name: str
+) -> registry.Registered:
+    tags = {
+        **lineage.tags(),
+        "candidate": candidate.name,
+        **{f"metric.{k}": f"{v:.6f}" for k, v in candidate.metrics.items()},
+    }
+    return registry.register(candidate.run_id, model_name, tags)
 
 
 @dataclass(frozen=True)
@@ -274,19 +286,25 @@ def register_for_review(
     settings: Settings,
     training_set: pd.DataFrame,
     customers: pd.DataFrame,
+    candidate: CandidateResult | None = None,
 ) -> registry.Registered:
-    """Register the winner as a candidate, document it, ask for its review; move no alias.
+    """Register the winner (or ``candidate``) as a version, document it, ask for its review.
 
-    The pipeline's service account (``svc-pipeline``, a data scientist in governance.yaml)
-    registers it, so a reviewer other than the pipeline must approve it. The model card (with
-    the fairness gate a promotion requires) is written here, by the run that has the training
-    set in hand: in the cluster nothing else keeps that data.
+    No alias moves: only the governance state machine does that. The pipeline's service
+    account (``svc-pipeline``, a data scientist in governance.yaml) registers it, so a reviewer
+    other than the pipeline must approve it. The model card (with the fairness gate a promotion
+    requires) is written here, by the run that has the training set in hand: in the cluster
+    nothing else keeps that data.
     """
     from ml.governance import approvals
     from ml.governance.model_card import write_model_card
 
     model_name = settings.model_name
-    registered = register_winner(outcome, model_name, promote=False)
+    if candidate is None:
+        registered = register_winner(outcome, model_name, promote=False)
+    else:
+        assert outcome.lineage is not None, "train_and_gate sets the lineage"
+        registered = _register(candidate, outcome.lineage, model_name)
     version = registered.version
     approvals.register_candidate(model_name, version, user=PIPELINE_USER, role=PIPELINE_ROLE)
     write_model_card(
@@ -295,7 +313,7 @@ def register_for_review(
         training_set=training_set,
         customers=customers,
         features=feature_store.model_features(settings.feature_service),
-        out_dir=settings.build / "model_cards" / f"{model_name}-v{version}",
+        out_dir=settings.model_card_dir(version),
         settings=settings,
     )
     approvals.request_review(model_name, version, user=PIPELINE_USER, role=PIPELINE_ROLE)

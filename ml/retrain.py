@@ -1,11 +1,11 @@
-"""The closed loop: drift or a quality drop triggers retraining; only a better model ships.
+"""The closed loop: drift or a quality drop triggers retraining; only a reviewed model ships.
 
 1. :func:`trigger` turns the monitors' verdicts into a decision to retrain, with its reason.
-2. :func:`retrain` trains the candidates on fresh data from the feature store, scores the
-   current champion on the *same* recent holdout, and promotes the best candidate only if it
-   passes the gate against that champion (``ml/pipeline.yaml``); otherwise the champion stays.
-3. :func:`guard` runs after a promotion: if live quality degrades, the previous champion is
-   restored automatically.
+2. :func:`retrain_for_review` trains the candidates on fresh data from the feature store, scores
+   the current champion on the *same* recent holdout, and registers the best candidate that
+   passes the gate against that champion (``ml/pipeline.yaml``) and the fairness gate as a
+   candidate in review. Nothing here moves an alias: promotion (and rollback) go through the
+   governance state machine (``ml.governance.approvals``), like for any other version.
 
 Every decision is recorded twice, with its reason: as MLflow tags on the model version it
 concerns and as an entry in the append-only, hash-chained audit log.
@@ -28,7 +28,7 @@ from ml.governance import audit
 from ml.lineage import Lineage
 from ml.monitor.drift import DriftResult
 from ml.monitor.quality import QualityDecision
-from ml.pipeline import register_winner, train_and_gate
+from ml.pipeline import train_and_gate
 from ml.settings import Settings
 from ml.train import LABEL, time_split
 
@@ -68,52 +68,6 @@ def trigger(drift: DriftResult | None, quality: QualityDecision | None) -> Trigg
     if reasons:
         return Trigger(True, "; ".join(reasons))
     return Trigger(False, "no drift and no quality drop: champion stays, no retraining")
-
-
-def retrain(
-    why: Trigger,
-    training_set: pd.DataFrame,
-    settings: Settings,
-    config: PipelineConfig,
-    lineage: Lineage,
-) -> RetrainDecision:
-    """Retrain on ``training_set`` (fresh, point in time) and promote only a better model."""
-    model_name = settings.model_name
-    champion = registry.alias_version(model_name, registry.CHAMPION)
-    decision = RetrainDecision(why.triggered, why.reason, champion_before=_version(champion))
-    if not why.triggered:
-        return _record(decision, settings)
-    features = model_features(settings.feature_service)
-    champion_metrics = _champion_on_holdout(model_name, training_set, features, config)
-    outcome = train_and_gate(training_set, settings, config, lineage, champion_metrics)
-    decision.gate_metrics = {
-        "champion": champion_metrics,
-        "candidates": {c.name: c.metrics for c in outcome.candidates},
-        "gate": {name: d.summary() for name, d in outcome.decisions.items()},
-    }
-    if outcome.winner is None:
-        decision.reason += " → no candidate beat the champion on the same recent data; kept it"
-    else:
-        registered = register_winner(outcome, model_name, promote=True)
-        decision.promoted, decision.new_version = True, registered.version
-        decision.reason += f" → {outcome.winner.name} passed the gate; promoted"
-    decision.champion_after = _version(registry.alias_version(model_name, registry.CHAMPION))
-    return _record(decision, settings)
-
-
-def guard(quality: QualityDecision, settings: Settings) -> RetrainDecision:
-    """After a promotion: restore the previous champion if live quality degraded."""
-    model_name = settings.model_name
-    current = _version(registry.alias_version(model_name, registry.CHAMPION))
-    decision = RetrainDecision(False, quality.reason, champion_before=current)
-    if quality.drop:
-        restored = registry.rollback(model_name)
-        decision.reason = f"rolled back to v{restored}: {quality.reason}"
-        decision.champion_after = restored
-        _record(decision, settings, action="rollback")
-    else:
-        decision.champion_after = current
-    return decision
 
 
 def _champion_on_holdout(model_name, training_set, features, config) -> dict[str, float] | None:
@@ -204,7 +158,7 @@ def retrain_for_review(
 ):
     """Train, gate against the champion on the same recent holdout, register for review.
 
-    Unlike :func:`retrain`, nothing is promoted: a winner becomes a candidate in review
+    Nothing is promoted: a winner becomes a candidate in review
     (``ml.governance.approvals``) and a person approves and promotes it.
 
     Returns:

@@ -97,6 +97,10 @@ class Settings(BaseSettings):
         """The append-only, hash-chained audit log of the embedded mode."""
         return self.build / "audit" / "audit.jsonl"
 
+    def model_card_dir(self, version: str | int, model_name: str | None = None) -> Path:
+        """One folder per registered version: no card ever overwrites another's."""
+        return self.build / "model_cards" / (model_name or self.model_name) / f"v{version}"
+
     @property
     def lock_file(self) -> Path:
         return self.root / "uv.lock"

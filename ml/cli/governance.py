@@ -195,7 +195,7 @@ def card(
     model: ModelArg = None,
     out: Annotated[
         Path | None,
-        typer.Option(help="Output folder (default: build/model_cards/<model>-v<version>)."),
+        typer.Option(help="Output folder (default: build/model_cards/<model>/v<version>)."),
     ] = None,
 ) -> None:
     """Regenerate the model card of VERSION from MLflow and the embedded feature store."""

@@ -63,8 +63,16 @@ def drift(
     report_html: Annotated[
         Path | None, typer.Option(help="Write Evidently's drift report here.")
     ] = None,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option(help="Write the full drift report (Evidently's, plots, index.html) here."),
+    ] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the verdicts as JSON here.")
+    ] = None,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(help="Write the gauges in Prometheus' text format here (as pushed)."),
     ] = None,
     alpha: Annotated[float, typer.Option(help="Family-wise level of the alarm.")] = 0.01,
 ) -> None:
@@ -99,9 +107,15 @@ def drift(
     set_gauges(result, _labelled_quality(_with_labels(cur_frame, reports), config))
     if report_html:
         evidently_report_html(ref_frame, cur_frame, report_html, config, result)
+    if report_dir:
+        from ml.monitor.report import write_monitoring_report
+
+        write_monitoring_report(ref_frame, cur_frame, report_dir, config, result)
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result.to_dict(), indent=2))
+    if metrics_file:
+        _write_exposition(metrics_file)
     if reports is not None:
         from ml.monitor.windows import publish
 
@@ -111,6 +125,16 @@ def drift(
     typer.echo(result.verdict())
     if reports is not None and result.drift_detected:
         typer.echo(f"retraining requested: {reports.url(RETRAIN_TRIGGER_KEY)}")
+
+
+def _write_exposition(path: Path) -> None:
+    """The monitor's gauges exactly as a scrape or a push sends them (a textfile collector)."""
+    from prometheus_client import generate_latest
+
+    from ml.metrics import registry
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(generate_latest(registry()[0]))
 
 
 def _reports_bucket(reference: str | None, current: str | None):

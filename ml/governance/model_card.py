@@ -482,6 +482,6 @@ def card_for_version(
         training_set=training_set,
         customers=customers,
         features=feature_store.model_features(service),
-        out_dir=out_dir or settings.build / "model_cards" / f"{model_name}-v{version}",
+        out_dir=out_dir or settings.model_card_dir(version, model_name),
         settings=settings,
     )

@@ -98,7 +98,7 @@ def _download_card(settings: Settings, version: str) -> str | None:
     uri = model.tags.get(CARD_TAG)
     if not uri:
         return None  # no card yet: the registry page shows the version without one
-    target = settings.build / "model_cards" / f"{settings.model_name}-v{version}"
+    target = settings.model_card_dir(version)
     target.mkdir(parents=True, exist_ok=True)
     try:
         download_artifacts(artifact_uri=uri.rsplit("/", 1)[0], dst_path=str(target))

@@ -1,9 +1,9 @@
-"""The closed loop, one test per branch: promoted, rejected by the gate, rolled back."""
+"""The closed loop, one test per branch: a better model waits for its review, then ships; a
+worse one is kept out; a bad promotion is rolled back through the state machine."""
 
 from __future__ import annotations
 
 import contextlib
-import math
 
 import mlflow
 import pytest
@@ -11,12 +11,12 @@ import pytest
 from ml import registry
 from ml.config import CandidateConfig, load_pipeline_config
 from ml.data import Drift, generate, point_in_time_frame
-from ml.governance import audit
+from ml.errors import UserError
+from ml.governance import approvals, audit
 from ml.lineage import Lineage
-from ml.monitor.quality import QualityDecision
 from ml.pipeline import register_winner, train_and_gate
-from ml.retrain import Trigger, guard, retrain, trigger
-from ml.settings import Settings
+from ml.retrain import Trigger, retrain_for_review, trigger
+from ml.settings import Settings, get_settings
 
 DRIFTED = Trigger(True, "data drift in utilization")
 
@@ -26,7 +26,14 @@ def _lineage(settings: Settings) -> Lineage:
 
 
 def _frame(seed: int, drift: Drift | None = None):
-    return point_in_time_frame(generate(1200, seed, days=270, drift=drift))
+    """The training set as Feast builds it: no protected attributes (those join from
+    ``customers`` for the fairness gate only)."""
+    frame = point_in_time_frame(generate(1200, seed, days=270, drift=drift))
+    return frame.drop(columns=["sex", "age_band"])
+
+
+def _customers(seed: int, drift: Drift | None = None):
+    return generate(1200, seed, days=270, drift=drift).customers
 
 
 # Two quick candidates: the branches, not the model zoo, are under test here.
@@ -54,67 +61,73 @@ def registry_with_champion(tmp_path_factory):
 
 
 @pytest.fixture
-def loop(registry_with_champion):
-    """Each test starts with the first version as champion and no previous champion."""
+def loop(registry_with_champion, monkeypatch):
+    """Each test starts with the first version as champion and no previous champion; every
+    audit entry (the pipeline's, the reviewers') goes to the module's one log."""
     settings, config, first = registry_with_champion
+    monkeypatch.setenv("MLOPS_BUILD_DIR", str(settings.build))
+    get_settings.cache_clear()
     client = mlflow.MlflowClient()
     client.set_registered_model_alias(settings.model_name, registry.CHAMPION, first)
     with contextlib.suppress(mlflow.exceptions.MlflowException):  # not set yet
         client.delete_registered_model_alias(settings.model_name, registry.PREVIOUS_CHAMPION)
-    return settings, config
+    yield settings, config
+    get_settings.cache_clear()
 
 
 def test_no_trigger_without_drift_or_quality_drop():
     assert not trigger(None, None).triggered
 
 
-def test_concept_drift_retrains_and_promotes_a_better_model(loop):
+CONCEPT = Drift("concept", 1.0)
+
+
+def _retrain(settings, config, seed=11, drift: Drift | None = CONCEPT):
+    frame, customers = _frame(seed, drift), _customers(seed, drift)
+    decision, _ = retrain_for_review(
+        DRIFTED, frame, settings, config, _lineage(settings), customers
+    )
+    return decision
+
+
+def _champion(settings) -> str:
+    return str(registry.alias_version(settings.model_name, registry.CHAMPION).version)
+
+
+def test_a_better_model_waits_for_review_then_ships(loop):
     settings, config = loop
-    fresh = _frame(11, Drift("concept", 1.0))
-    decision = retrain(DRIFTED, fresh, settings, config, _lineage(settings))
-    assert decision.promoted, decision.reason
-    assert decision.champion_after == decision.new_version != decision.champion_before
-    best = max(decision.gate_metrics["candidates"].values(), key=lambda m: m["roc_auc"])
-    assert best["roc_auc"] >= decision.gate_metrics["champion"]["roc_auc"]
-    entries = audit.read(settings.audit_log)
-    assert entries[-1]["action"] == "retrain-decision" and entries[-1]["details"]["promoted"]
-    assert audit.verify(settings.audit_log).ok
+    before = _champion(settings)
+    decision = _retrain(settings, config)
+    version = decision.new_version
+    assert version is not None, decision.reason
+    # Without an approval the champion does not change, and nobody may promote it yet.
+    assert _champion(settings) == before and not decision.promoted
+    with pytest.raises(UserError):
+        approvals.promote_to_production(
+            settings.model_name, version, user="carol", role="release_manager"
+        )
+    assert _champion(settings) == before
+    # Reviewed and approved by someone else, then promoted: it is the champion.
+    approvals.approve(settings.model_name, version, user="bob", role="reviewer")
+    approvals.promote_to_production(
+        settings.model_name, version, user="carol", role="release_manager"
+    )
+    assert _champion(settings) == version
+    tags = mlflow.MlflowClient().get_model_version(settings.model_name, version).tags
+    assert tags["governance.fairness_gate"] == "passed" and tags["governance.model_card"]
+    actions = [e["action"] for e in audit.read(audit.default_path())]
+    assert actions[-5:] == ["register", "request", "retrain-decision", "approve", "promote"]
+    assert audit.verify(audit.default_path()).ok
 
 
-def test_gate_rejection_keeps_the_champion(loop):
+def test_gate_rejection_registers_nothing(loop):
     settings, config = loop
     strict = config.model_copy(
         update={"gate": config.gate.model_copy(update={"min_roc_auc": 0.99})}
     )
-    before = registry.alias_version(settings.model_name, registry.CHAMPION).version
-    decision = retrain(DRIFTED, _frame(12), settings, strict, _lineage(settings))
-    assert not decision.promoted
-    assert "kept" in decision.reason
-    assert str(registry.alias_version(settings.model_name, registry.CHAMPION).version) == str(
-        before
-    )
-    version = mlflow.MlflowClient().get_model_version(settings.model_name, str(before))
+    before = _champion(settings)
+    decision = _retrain(settings, strict, seed=12, drift=None)
+    assert decision.new_version is None and "kept" in decision.reason
+    assert _champion(settings) == before
+    version = mlflow.MlflowClient().get_model_version(settings.model_name, before)
     assert "kept" in version.tags["retrain-decision.reason"]
-
-
-def test_degraded_live_quality_after_promotion_rolls_back(loop):
-    settings, config = loop
-    first = str(registry.alias_version(settings.model_name, registry.CHAMPION).version)
-    promoted = retrain(
-        DRIFTED, _frame(11, Drift("concept", 1.0)), settings, config, _lineage(settings)
-    )
-    assert promoted.promoted
-    bad = QualityDecision(True, "quality drop: AUC 0.61 vs 0.84", 0.23, 1e-6, 0.05, 1e-4, math.nan)
-    decision = guard(bad, settings)
-    assert decision.champion_after == first
-    assert str(registry.alias_version(settings.model_name, registry.CHAMPION).version) == first
-    assert audit.read(settings.audit_log)[-1]["action"] == "rollback"
-
-
-def test_healthy_live_quality_keeps_the_new_champion(loop):
-    settings, config = loop
-    promoted = retrain(
-        DRIFTED, _frame(11, Drift("concept", 1.0)), settings, config, _lineage(settings)
-    )
-    fine = QualityDecision(False, "quality holds", 0.0, 0.5, 0.0, 0.5, math.nan)
-    assert guard(fine, settings).champion_after == promoted.new_version
