@@ -127,7 +127,9 @@ def run_demo(settings: Settings) -> dict[str, Any]:
             with run.stages.stage(name, STAGE_TITLES[name]):
                 STAGES[name](run)
         server_env = {**platform.env(), "MLOPS_LOG_BATCH_S": SHIP_EVERY_S}
-        with start_server(settings, serving_policy(run), env=server_env) as url:
+        # The demo's own MLflow server, whatever MLOPS_MLFLOW_TRACKING_URI this process has.
+        serving = settings.model_copy(update={"mlflow_tracking_uri": uri})
+        with start_server(serving, serving_policy(run), env=server_env) as url:
             for name in ("serving", "monitoring", "retraining"):
                 with run.stages.stage(name, STAGE_TITLES[name]):
                     STAGES[name](run, url)

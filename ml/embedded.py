@@ -157,6 +157,9 @@ class EmbeddedPlatform:
         logs.mkdir(parents=True, exist_ok=True)
         log = logs / f"{step}.log"
         process_env = {**os.environ, **self.env(), "PYTHONDONTWRITEBYTECODE": "1"}
+        # An MLflow URI inherited from the caller's shell must not point a step elsewhere.
+        process_env["MLFLOW_TRACKING_URI"] = self.mlflow.uri
+        process_env.pop("MLFLOW_REGISTRY_URI", None)
         executable = Path(sys.executable).parent / command[0]
         argv = [str(executable) if executable.exists() else command[0], *command[1:]]
         try:
