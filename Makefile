@@ -40,6 +40,14 @@ bootstrap: .venv/.synced ## Install uv if missing and the locked environment
 demo: bootstrap ## Run the whole ML lifecycle embedded; outputs in build/demo/
 	@$(RUN) mlops demo
 
+.PHONY: up
+up: bootstrap ## Keep the embedded platform running on loopback (runs the demo first if needed)
+	@$(RUN) mlops up --demo-first
+
+.PHONY: down
+down: bootstrap ## Stop exactly what `make up` started
+	@$(RUN) mlops down
+
 .PHONY: test
 test: bootstrap ## Run the test suite (starts PostgreSQL/Redis on loopback when installed)
 	@bash scripts/services.sh start || echo "services: not started; integration tests will skip (run 'make services')"

@@ -120,6 +120,7 @@ def run_demo(settings: Settings) -> dict[str, Any]:
             uri = platform.wait_ready()
             platform.use_here()
             mlflow.set_tracking_uri(uri)
+            mlflow.set_registry_uri(uri)
             run.summary["mlflow"] = {"tracking_uri": uri, "ui": uri}
             run.summary["platform"] = {"object_store": platform.object_store_url,
                                        "buckets": platform.buckets}  # fmt: skip
@@ -493,6 +494,12 @@ def stage_retraining(run: DemoRun, url: str) -> None:
     summary = run.summary["retraining"] = {
         key: decision.get(key)
         for key in ("triggered", "reason", "champion_before", "new_version", "gate")
+    }
+    gate_metrics = decision.get("gate_metrics") or {}
+    champion_auc = (gate_metrics.get("champion") or {}).get("roc_auc")
+    summary["roc_auc"] = {
+        f"champion v{decision.get('champion_before')}": champion_auc,
+        **{n: m.get("roc_auc") for n, m in (gate_metrics.get("candidates") or {}).items()},
     }
     summary["promoted"] = False
     version = decision.get("new_version")

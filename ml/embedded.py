@@ -146,6 +146,13 @@ class EmbeddedPlatform:
             os.environ.pop(key, None)  # the credentials file is what pods get
         os.environ.update(self.env())
         os.environ.pop(env.BUILD_DIR)  # the demo keeps its own build folder
+        self._use_mlflow(os.environ)
+
+    def _use_mlflow(self, environment) -> None:
+        """This platform's MLflow for tracking and registry, whatever the caller's shell (or
+        an earlier ``mlflow.set_registry_uri``, which MLflow also exports) points at."""
+        environment["MLFLOW_TRACKING_URI"] = self.mlflow.uri
+        environment.pop("MLFLOW_REGISTRY_URI", None)
 
     def run(self, step: str, command: Sequence[str], timeout_s: float = STEP_TIMEOUT_S) -> str:
         """Run one step's command as a pod would; its output (also in ``steps/<step>.log``).
@@ -157,9 +164,7 @@ class EmbeddedPlatform:
         logs.mkdir(parents=True, exist_ok=True)
         log = logs / f"{step}.log"
         process_env = {**os.environ, **self.env(), "PYTHONDONTWRITEBYTECODE": "1"}
-        # An MLflow URI inherited from the caller's shell must not point a step elsewhere.
-        process_env["MLFLOW_TRACKING_URI"] = self.mlflow.uri
-        process_env.pop("MLFLOW_REGISTRY_URI", None)
+        self._use_mlflow(process_env)
         executable = Path(sys.executable).parent / command[0]
         argv = [str(executable) if executable.exists() else command[0], *command[1:]]
         try:

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     )
     mlflow_port: int = Field(5055, ge=1024, le=65535, description="Port of the embedded MLflow.")
     serving_port: int = Field(3055, ge=1024, le=65535, description="Port of the embedded API.")
+    feature_server_port: int = Field(
+        6566, ge=1024, le=65535, description="Port of `mlops up`'s Feast feature server."
+    )
+    feast_ui_port: int = Field(8888, ge=1024, le=65535, description="Port of the Feast UI.")
+    prometheus_port: int = Field(9090, ge=1024, le=65535, description="Port of Prometheus.")
+    pushgateway_port: int = Field(9091, ge=1024, le=65535, description="Port of the Pushgateway.")
     serving_workers: int = Field(2, ge=1, le=64, description="Worker processes of the API.")
     serving_threads: int = Field(4, ge=1, le=64, description="Threads per API worker.")
     model_name: str = Field("credit-risk", min_length=1, description="Registered model name.")

@@ -23,6 +23,19 @@ from ml.errors import ServiceUnavailable
 STARTUP_TIMEOUT_S = 180.0
 
 
+def server_command(home: Path, port: int) -> list[str]:
+    """``mlflow server`` on ``home``'s SQLite store and artifact folder, on loopback."""
+    return [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}",
+        "--artifacts-destination", str(home / "artifacts"),
+        "--serve-artifacts",
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--workers", "1",
+    ]  # fmt: skip
+
+
 class MlflowServer:
     """One ``mlflow server`` process with its state under ``home``."""
 
@@ -41,15 +54,7 @@ class MlflowServer:
                 f"port {self.port} is already serving something",
                 "stop the other process or set MLOPS_MLFLOW_PORT to a free port",
             )
-        command = [
-            sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", f"sqlite:///{self.home / 'mlflow.db'}",
-            "--artifacts-destination", str(self.home / "artifacts"),
-            "--serve-artifacts",
-            "--host", "127.0.0.1",
-            "--port", str(self.port),
-            "--workers", "1",
-        ]  # fmt: skip
+        command = server_command(self.home, self.port)
         # The job executor (for GenAI evaluation jobs) spawns worker processes that a
         # tracking-only server never uses; they cost seconds at start and memory after.
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}

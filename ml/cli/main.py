@@ -23,7 +23,7 @@ app = typer.Typer(
 _GROUPS: list[tuple[str, str, str]] = [
     ("demo", "demo", "Run the whole ML lifecycle embedded (no cluster); outputs in build/demo/."),
     ("monitor", "monitor", "Drift and quality monitoring; measure detection quality."),
-    ("pipeline", "pipeline", "Train, retrain (gated against the champion) and roll back."),
+    ("pipeline", "pipeline", "Train and retrain (gated); winners become candidates in review."),
     ("data", "data", "Upstream batches: validate landing/ into the offline store, quarantine."),
     ("features", "features", "Feature store: lineage, rebuild, apply, materialize."),
     ("serve", "serve", "Serve the champion with A/B, canary and shadow variants."),
@@ -52,10 +52,28 @@ def _root(
     """MLOps blueprint: run the ML lifecycle embedded, render the infrastructure, benchmark."""
 
 
+def _hide_flag_types() -> None:
+    """Typer 0.29's rich help labels every flag ``<bool>``; a flag takes no value: show none."""
+    from typer.core import TyperOption
+
+    typed = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: typer.Context) -> str | None:
+        return None if self.is_flag else typed(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_hide_flag_types()
+
+
 def _register_groups() -> None:
     for module_name, group, help_text in _GROUPS:
         module = importlib.import_module(f"ml.cli.{module_name}")
         app.add_typer(module.app, name=group, help=help_text)
+    platform = importlib.import_module("ml.cli.platform")
+    for name in ("up", "down", "status"):
+        app.command(name)(getattr(platform, name))
 
 
 _register_groups()

@@ -31,3 +31,13 @@ def test_bentoml_does_not_silently_replace_a_bad_worker_count() -> None:
     )
     assert result.returncode != 0
     assert "bad setting MLOPS_SERVING_WORKERS" in result.stderr
+
+
+def test_help_pages_show_no_type_for_flags() -> None:
+    """A flag takes no value: no ``<bool>`` after it, on the root and on a command's page."""
+    for args in (["--help"], ["up", "--help"], ["monitor", "drift", "--help"]):
+        result = CliRunner().invoke(app, args, env={"COLUMNS": "120"})
+        assert result.exit_code == 0, args
+        assert "<bool>" not in result.output, args
+        if args[0] == "monitor":
+            assert "<path>" in result.output  # options that take a value keep their type
