@@ -44,6 +44,10 @@ demo: bootstrap ## Run the whole ML lifecycle embedded; outputs in build/demo/
 up: bootstrap ## Keep the embedded platform running on loopback (runs the demo first if needed)
 	@$(RUN) mlops up --demo-first
 
+.PHONY: document
+document: bootstrap ## Evidence of what `make up` runs: screenshots, reports, cards in docs/evidence/
+	@$(RUN) python -m scripts.document --embedded
+
 .PHONY: down
 down: bootstrap ## Stop exactly what `make up` started
 	@$(RUN) mlops down

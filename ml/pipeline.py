@@ -168,15 +168,12 @@ def record_lineage(
         feature_lineage.log_manifest(manifest, candidate.run_id)
 
 
-def register_winner(
-    outcome: TrainingOutcome, model_name: str, promote: bool = True
-) -> registry.Registered:
-    """Register the winner with its lineage and metrics as tags; optionally make it champion."""
+def register_winner(outcome: TrainingOutcome, model_name: str) -> registry.Registered:
+    """Register the winner with its lineage and metrics as tags; no alias moves (only the
+    governance state machine, ``ml.governance.approvals``, moves aliases)."""
     if outcome.winner is None or outcome.lineage is None:
         raise ValueError("no candidate passed the gate; nothing to register")
     registered = _register(outcome.winner, outcome.lineage, model_name)
-    if promote:
-        registry.promote(model_name, registered.version)
     outcome.registered = registered
     return registered
 
@@ -301,7 +298,7 @@ def register_for_review(
 
     model_name = settings.model_name
     if candidate is None:
-        registered = register_winner(outcome, model_name, promote=False)
+        registered = register_winner(outcome, model_name)
     else:
         assert outcome.lineage is not None, "train_and_gate sets the lineage"
         registered = _register(candidate, outcome.lineage, model_name)

@@ -97,7 +97,7 @@ def services(settings: Settings) -> list[Service]:
                 "--port",
                 str(settings.serving_port),
             ],
-            f"http://127.0.0.1:{settings.serving_port}/docs",
+            f"http://127.0.0.1:{settings.serving_port}/",  # Swagger UI; /docs.json
             f"http://127.0.0.1:{settings.serving_port}/readyz",
             {**api_env, "MLOPS_FEATURE_REPO": repo},
         ),
@@ -175,19 +175,30 @@ def up(settings: Settings, say: Callable[[str], None] = print) -> list[Running]:
     if nothing_to_serve(settings):
         raise UserError("nothing to serve yet", "run `mlops demo` first (`make up` does)")
     running = {r.name: r for r in _alive(settings)}
-    wanted = services(settings)
+    wanted = {service.name: service for service in services(settings)}
     _write_prometheus_config(settings)
-    for service in wanted:
-        if service.name in running:
-            say(f"{service.name:<15} already running (pid {running[service.name].pid})")
-            continue
+    for name in running.keys() & wanted.keys():
+        say(f"{name:<15} already running (pid {running[name].pid})")
+    fresh = [service for name, service in wanted.items() if name not in running]
+    # Everything starts at once, except the API: it loads its models from MLflow at start.
+    for service in sorted(fresh, key=lambda s: s.name == "serving"):
+        if service.name == "serving" and "mlflow" in running:
+            _wait_ready(wanted["mlflow"], running["mlflow"])
         running[service.name] = _start(settings, service)
         _record(settings, list(running.values()))
+    for service in fresh:
         _wait_ready(service, running[service.name])
-        if service.name == "pushgateway":
-            _push_monitor_gauges(settings, service.url)
-        say(f"{service.name:<15} {service.url}")
+        _after_ready(settings, service, running[service.name])
+        _record(settings, list(running.values()))
+        say(f"{service.name:<15} {running[service.name].url}")
     return list(running.values())
+
+
+def _after_ready(settings: Settings, service: Service, running: Running) -> None:
+    if service.name == "pushgateway":
+        _push_monitor_gauges(settings, service.url)
+    if service.name == "prometheus":
+        running.url = _prometheus_alerts_page(service.url)
 
 
 def down(settings: Settings) -> list[str]:
@@ -335,7 +346,10 @@ def _write_prometheus_config(settings: Settings) -> None:
 
     home = settings.build / "platform" / "prometheus"
     home.mkdir(parents=True, exist_ok=True)
-    (home / "rules.yml").write_text(yaml.safe_dump({"groups": rule_groups()}, sort_keys=False))
+    # The platform's rules as deployed, evaluated every 5 s instead of every minute, so an
+    # alert shows within seconds of `mlops up` (expressions and `for` durations unchanged).
+    groups = [{**group, "interval": "5s"} for group in rule_groups()]
+    (home / "rules.yml").write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
     config = {
         "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
         "rule_files": ["rules.yml"],
@@ -352,6 +366,15 @@ def _write_prometheus_config(settings: Settings) -> None:
         ],
     }
     (home / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def _prometheus_alerts_page(url: str) -> str:
+    """Debian's Prometheus 2.x ships only the classic UI (``/classic/alerts``)."""
+    import httpx
+
+    if httpx.get(url, timeout=5).status_code == 404:
+        return url.replace("/alerts", "/classic/alerts")
+    return url
 
 
 def _push_monitor_gauges(settings: Settings, gateway: str) -> None:

@@ -3,6 +3,7 @@
     uv run python -m scripts.document --stack aws-dev --screenshot mlflow=http://127.0.0.1:5000
     uv run python -m scripts.document --stack local --offline
     uv run python -m scripts.document --runbooks     # regenerate docs/runbooks.md
+    uv run python -m scripts.document --embedded     # what `make up` runs (`make document`)
 
 Writes ``docs/evidence/<YYYY-MM-DD>-<stack>/``: ``outputs.json`` (secrets masked),
 ``inventory.json`` (the offline render: every resource's type, name, parent, inputs, secrets
@@ -13,7 +14,10 @@ model cards, drift and A/B reports and summaries found under ``build/``, state f
 skipped), ``site/`` (the report site, if built), ``screenshots/`` (PNG of each ``--screenshot``
 URL, taken in headless Chromium; with ``--offline``, of the local HTML reports instead, served
 on loopback) and a ``README.md`` that links them. ``--offline`` documents a stack from the
-render alone (no Pulumi CLI needed).
+render alone (no Pulumi CLI needed). ``--embedded`` documents the embedded platform that
+``make up`` started (``docs/evidence/<YYYY-MM-DD>-embedded/``): the reports and model cards,
+and screenshots of the MLflow UI (runs and the registered model), the API's docs, the Feast UI,
+Prometheus' alerts and the demo's index; a blank page or a page error is reported and fails.
 """
 
 from __future__ import annotations
@@ -69,6 +73,11 @@ CHROMIUM_ARGS = (
     "--no-first-run",
 )
 MAX_OFFLINE_SHOTS = 12
+SETTLE_MS = 8_000
+DEBIAN_CLASSIC_UI = (
+    "Debian's Prometheus 2.42 classic UI loads a JavaScript module as a plain script; "
+    "the alerts table is rendered by the server"
+)  # how long a page may keep loading data after its load event
 
 
 def evidence_dir(stack_name: str, day: date, root: Path = EVIDENCE_ROOT) -> Path:
@@ -249,6 +258,7 @@ class Target:
     name: str
     url: str = ""
     path: str = ""
+    tolerated_errors: str = ""  # why this page's script errors are not a failure ("": they are)
 
 
 def parse_target(spec: str) -> Target:
@@ -301,7 +311,7 @@ def take_screenshots(
             for target in targets:
                 url = target.url or f"{base}/{target.path}"
                 path = out_dir / f"{target.name}.png"
-                if _shoot(browser, url, path, timeout_ms, out):
+                if _shoot(browser, url, path, timeout_ms, out, target.tolerated_errors):
                     taken.append(path)
         finally:
             browser.close()
@@ -309,19 +319,146 @@ def take_screenshots(
     return taken
 
 
-def _shoot(browser, url: str, path: Path, timeout_ms: int, out: Callable[[str], None]) -> bool:
+def _shoot(
+    browser,
+    url: str,
+    path: Path,
+    timeout_ms: int,
+    out: Callable[[str], None],
+    tolerated_errors: str = "",
+) -> bool:
     # A fresh page per URL: a failed navigation leaves its page on Chromium's error page,
     # which would interrupt the next navigation.
     page = browser.new_page(viewport={"width": 1440, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error).splitlines()[0]))
     try:
-        page.goto(url, wait_until="load", timeout=timeout_ms)
+        response = page.goto(url, wait_until="load", timeout=timeout_ms)
+        if response is not None and response.status >= 400:
+            out(f"screenshot: {url} answered HTTP {response.status}")
+            return False
+        with contextlib.suppress(Exception):  # single-page UIs fetch their data after load;
+            # some (MLflow) keep polling, so the wait is bounded short
+            page.wait_for_load_state("networkidle", timeout=min(timeout_ms, SETTLE_MS))
         page.screenshot(path=str(path), full_page=True, timeout=timeout_ms)
-        return True
     except Exception as error:  # Playwright raises its own Error/TimeoutError
         out(f"screenshot: {url} failed: {str(error).splitlines()[0]}")
         return False
     finally:
         page.close()
+    for error in errors:
+        note = f" (tolerated: {tolerated_errors})" if tolerated_errors else ""
+        out(f"screenshot: {url} had a page error: {error}{note}")
+    return not errors or bool(tolerated_errors)
+
+
+def blank(png: Path) -> bool:
+    """True if the image is a single colour (a page that rendered nothing)."""
+    from PIL import Image
+
+    with Image.open(png) as image:
+        return all(low == high for low, high in image.convert("RGB").getextrema())
+
+
+# --- the embedded platform (`make up`) --------------------------------------------------------
+
+
+def embedded_targets(build_dir: Path) -> list[Target]:
+    """The UIs ``mlops up`` recorded in ``build/platform/up.json``, and the demo's index."""
+    from ml import up as platform
+    from ml.settings import Settings
+
+    settings = Settings(build_dir=build_dir)
+    urls = platform.recorded_urls(settings)
+    if not urls:
+        raise UserError(f"nothing started by `mlops up` for {build_dir}", "run `make up` first")
+    targets = []
+    if "mlflow" in urls:
+        base = urls["mlflow"].rstrip("/")
+        experiment = _mlflow_experiment(base)
+        targets += [
+            Target("mlflow-runs", url=f"{base}/#/experiments/{experiment}/runs"),
+            Target("mlflow-registered-model", url=f"{base}/#/models/{settings.model_name}"),
+        ]
+    if "feast-ui" in urls:  # the project's page: its feature views and services
+        targets.append(Target("feast-ui", url=f"{urls['feast-ui'].rstrip('/')}/p/credit_risk"))
+    if "serving" in urls:
+        targets.append(Target("serving-api-docs", url=urls["serving"]))
+    if "prometheus" in urls:
+        classic = "/classic/" in urls["prometheus"]
+        targets.append(Target("prometheus-alerts", url=urls["prometheus"],
+                              tolerated_errors=DEBIAN_CLASSIC_UI if classic else ""))  # fmt: skip
+    return [*targets, Target("demo-index", path="build/demo/index.html")]
+
+
+def _mlflow_experiment(base: str) -> str:
+    """The id of the experiment with the most recent runs (not ``Default``)."""
+    import httpx
+
+    found = httpx.post(
+        f"{base}/api/2.0/mlflow/experiments/search", json={"max_results": 100}, timeout=10
+    ).json()
+    experiments = [e for e in found.get("experiments", []) if e.get("name") != "Default"]
+    if not experiments:
+        raise UserError(f"no experiment in the MLflow server at {base}", "run `make demo` first")
+    return str(max(experiments, key=lambda e: int(e.get("last_update_time", 0)))["experiment_id"])
+
+
+def _wait_for_alerts(build_dir: Path, out: Callable[[str], None], timeout_s: float = 150) -> None:
+    """Until Prometheus fires an alert (rules are evaluated every minute), at most ``timeout_s``;
+    the demo's drift should show on the alerts page, not as pending."""
+    import time
+
+    import httpx
+
+    from ml import up as platform
+    from ml.settings import Settings
+
+    url = platform.recorded_urls(Settings(build_dir=build_dir)).get("prometheus")
+    if url is None:
+        return
+    api = url.split("/", 3)[:3]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        alerts = httpx.get("/".join(api) + "/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+        firing = sorted({a["labels"]["alertname"] for a in alerts if a["state"] == "firing"})
+        if firing:
+            out(f"document: Prometheus fires {', '.join(firing)}")
+            return
+        time.sleep(3)
+    out(f"document: no alert firing after {timeout_s:.0f} s; the alerts page shows them pending")
+
+
+def document_embedded(
+    build_dir: Path,
+    *,
+    out_root: Path = EVIDENCE_ROOT,
+    now: datetime | None = None,
+    out: Callable[[str], None] = print,
+) -> Path:
+    """Evidence of the embedded platform ``make up`` runs; its folder.
+
+    Raises:
+        UserError: nothing is up, a screenshot failed, was blank or had a page error.
+    """
+    now = now or datetime.now(UTC)
+    folder = evidence_dir("embedded", now.date(), out_root)
+    folder.mkdir(parents=True, exist_ok=True)
+    targets = embedded_targets(build_dir)
+    _wait_for_alerts(build_dir, out)
+    written = copy_build_evidence(build_dir, folder)
+    shots = take_screenshots(targets, folder / "screenshots", root=folder, out=out)
+    written += shots
+    written.append(_index(folder, "embedded", now, written))
+    empty = [p.name for p in shots if blank(p)]
+    missing = sorted({t.name for t in targets} - {p.stem for p in shots})
+    if empty or missing:
+        raise UserError(
+            f"screenshots failed or had page errors: {missing}; blank: {empty}",
+            f"see the lines above; the rest of the evidence is in {folder}",
+        )
+    out(f"document: wrote {len(written)} files to {folder}")
+    return folder
 
 
 def _playwright(chromium: Path):
@@ -381,6 +518,9 @@ def main(argv: list[str] | None = None) -> None:
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--stack", help="local, aws-dev or aws-prod")
     what.add_argument("--runbooks", action="store_true", help="regenerate docs/runbooks.md")
+    what.add_argument(
+        "--embedded", action="store_true", help="the embedded platform `make up` started"
+    )
     parser.add_argument("--offline", action="store_true", help="from the render only, no Pulumi")
     parser.add_argument("--out", type=Path, default=EVIDENCE_ROOT, help="default: docs/evidence")
     parser.add_argument(
@@ -397,6 +537,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.runbooks:
         print(f"document: wrote {write_runbooks()}")
+        return
+    if args.embedded:
+        document_embedded(args.build, out_root=args.out)
         return
     stack = None if args.offline else workflow.open_stack(args.stack)
     inventory = workflow.render_inventory(args.stack)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Local backing services for the integration tests, from Debian packages, on loopback only.
+# (`mlops up` also uses Debian's prometheus and prometheus-pushgateway when they are installed.)
 #
 #   scripts/services.sh install   # apt-get install what is missing (idempotent, quiet)
 #   scripts/services.sh start     # throwaway PostgreSQL + Redis, writes build/services/env
@@ -27,6 +28,7 @@ PACKAGES=(
   "postgresql:/usr/lib/postgresql"
   "redis-server:/usr/bin/redis-server"
   "prometheus:/usr/bin/promtool"
+  "prometheus-pushgateway:/usr/bin/prometheus-pushgateway"
   "chromium:/usr/bin/chromium"
   "chromium-driver:/usr/bin/chromedriver"
   "wrk:/usr/bin/wrk"

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from feast import FeatureStore
 
+from ml import registry
 from ml.config import load_pipeline_config
 from ml.data import generate
 from ml.features import store as feature_store
@@ -64,6 +65,7 @@ def trained_platform(tmp_path_factory: pytest.TempPathFactory) -> TrainedPlatfor
     store = feature_store.open_store(settings.feature_repo_dir)
     outcome = train_and_gate(fresh.frame, settings, load_pipeline_config(), fresh.lineage)
     registered = register_winner(outcome, settings.model_name)
+    registry.promote(settings.model_name, registered.version)  # test setup: champion as given
     feature_store.materialize(
         store, dataset.start - pd.Timedelta(days=365), dataset.end + pd.Timedelta(days=1)
     )

@@ -146,7 +146,7 @@ def test_up_serves_every_url_and_the_readme_request(platform_up):
     assert set(urls) == expected, started.stdout
     for name, url in urls.items():
         assert httpx.get(url, timeout=10).status_code == 200, name
-    api = urls["serving"].rsplit("/", 1)[0]
+    api = urls["serving"].rstrip("/")
     answer = httpx.post(f"{api}/predict", json=README_REQUEST, timeout=30)
     assert answer.status_code == 200 and 0 <= answer.json()["score"] <= 1
 
@@ -160,7 +160,7 @@ def test_prometheus_fires_the_drift_alert_with_the_platforms_rules(platform_up):
     urls = _urls(started.stdout)
     if "prometheus" not in urls:
         pytest.skip("Debian's prometheus is not installed (make services installs it)")
-    api = urls["prometheus"].rsplit("/", 1)[0] + "/api/v1/alerts"
+    api = "/".join(urls["prometheus"].split("/", 3)[:3]) + "/api/v1/alerts"
     deadline, firing = time.monotonic() + 150, []
     while time.monotonic() < deadline and "MlopsDatasetDriftDetected" not in firing:
         alerts = httpx.get(api, timeout=5).json()["data"]["alerts"]
@@ -180,8 +180,9 @@ def test_status_shows_production_review_drift_and_services(platform_up):
     try:
         client = mlflow.MlflowClient()
         champion = client.get_model_version_by_alias("credit-risk", "champion")
+        model_id = champion.source.removeprefix("models:/")  # MLflow 3: the logged model
         review = client.create_model_version(
-            "credit-risk", champion.source, champion.run_id
+            "credit-risk", champion.source, champion.run_id, model_id=model_id
         ).version
         flow = {"audit_path": env_path(env) / "status-test-audit.jsonl"}
         for step in (approvals.register_candidate, approvals.request_review):
@@ -216,6 +217,27 @@ def env_path(env: dict):
     from pathlib import Path
 
     return Path(env["MLOPS_BUILD_DIR"])
+
+
+def test_document_captures_every_ui_of_the_embedded_platform(platform_up, tmp_path):
+    """`make document` on what `make up` runs: non-blank screenshots of each UI, no page error."""
+    from scripts.document import blank, document_embedded
+
+    env, started = platform_up
+    if not os.path.exists("/usr/bin/chromium"):
+        from tests.conftest import require_service
+
+        require_service("chromium", "/usr/bin/chromium not found (apt-get install chromium)")
+    lines: list[str] = []
+    folder = document_embedded(env_path(env), out_root=tmp_path, out=lines.append)
+    shots = {p.stem: p for p in (folder / "screenshots").glob("*.png")}
+    expected = {"mlflow-runs", "mlflow-registered-model", "serving-api-docs", "feast-ui",
+                "demo-index"} | ({"prometheus-alerts"} if "prometheus" in _urls(started.stdout)
+                                 else set())  # fmt: skip
+    assert set(shots) == expected, lines
+    assert not [name for name, png in shots.items() if blank(png)], lines
+    assert (folder / "build" / "demo" / "summary.json").exists()
+    assert (folder / "README.md").exists()
 
 
 def test_down_leaves_no_process_it_started(platform_up):

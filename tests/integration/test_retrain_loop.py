@@ -55,6 +55,7 @@ def registry_with_champion(tmp_path_factory):
     config = load_pipeline_config().model_copy(update={"candidates": LIGHT_CANDIDATES})
     outcome = train_and_gate(_frame(3), settings, config, _lineage(settings))
     first = register_winner(outcome, settings.model_name).version
+    registry.promote(settings.model_name, first)  # test setup: a champion to retrain against
     yield settings, config, first
     mlflow.set_tracking_uri(previous_uri)
     mlflow.set_registry_uri(previous_uri)
