@@ -227,7 +227,7 @@ def _start(settings: Settings, service: Service) -> Running:
     with log.open("wb") as out:
         process = subprocess.Popen(
             service.argv,
-            env={**os.environ, **service.env},
+            env=_environment(settings, service),
             cwd=settings.build / "platform",
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -236,6 +236,15 @@ def _start(settings: Settings, service: Service) -> Running:
         )
     started = _start_time(process.pid) or 0
     return Running(service.name, process.pid, service.argv, service.url, str(log), started)
+
+
+def _environment(settings: Settings, service: Service) -> dict[str, str]:
+    """This process's environment, the service's own variables, and the platform's MLflow for
+    tracking and registry (an inherited ``MLFLOW_REGISTRY_URI`` would send the API elsewhere)."""
+    environment = {**os.environ, **service.env}
+    environment.pop("MLFLOW_REGISTRY_URI", None)
+    environment["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{settings.mlflow_port}"
+    return environment
 
 
 def _wait_ready(service: Service, running: Running) -> None:

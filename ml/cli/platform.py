@@ -72,6 +72,7 @@ def status(
             "no MLflow server to ask", "run `mlops up`, or set MLOPS_MLFLOW_TRACKING_URI"
         )
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)  # not an inherited MLFLOW_REGISTRY_URI
     endpoints.setdefault("mlflow", uri)
     result = view.collect(settings, endpoints)
     typer.echo(json.dumps(result, indent=2) if as_json else view.render(result))

@@ -175,8 +175,9 @@ def test_status_shows_production_review_drift_and_services(platform_up):
     from ml.governance import approvals
 
     env, started = platform_up
-    previous = mlflow.get_tracking_uri()
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     mlflow.set_tracking_uri(_urls(started.stdout)["mlflow"])
+    mlflow.set_registry_uri(_urls(started.stdout)["mlflow"])
     try:
         client = mlflow.MlflowClient()
         champion = client.get_model_version_by_alias("credit-risk", "champion")
@@ -188,7 +189,8 @@ def test_status_shows_production_review_drift_and_services(platform_up):
         for step in (approvals.register_candidate, approvals.request_review):
             step("credit-risk", review, user="alice", role="data_scientist", **flow)
     finally:
-        mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
     shown = _mlops(env, "status", "--json", timeout=120)
     assert shown.returncode == 0, shown.stderr
     status = json.loads(shown.stdout)
