@@ -12,7 +12,6 @@ from contract.paths import FEAST_YAML_PATH, FEATURE_REPO_DIR, MLFLOW_USERS_PATH
 MLOPS = ("mlops",)
 
 
-
 def feast(repo_dir: str, feature_store_yaml: str) -> tuple[str, ...]:
     """Feast's own CLI on a repository and a configuration kept apart from it."""
     return ("feast", "--chdir", repo_dir, "--feature-store-yaml", feature_store_yaml)

@@ -15,16 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ml.settings import Settings
-
-# Readiness probe of each service, by the name ``mlops up`` records it under.
-PROBES = {
-    "mlflow": "/health",
-    "serving": "/readyz",
-    "feature-server": "/health",
-    "feast-ui": "/",
-    "pushgateway": "/-/ready",
-    "prometheus": "/-/ready",
-}
+from ml.up import PROBES
 
 
 def collect(settings: Settings, endpoints: dict[str, str]) -> dict[str, Any]:
@@ -100,7 +91,7 @@ def _retraining_from_registry(model_name: str) -> dict[str, Any] | None:
     return {
         "reason": latest.tags["retrain-decision.reason"],
         "version": str(latest.version),
-        "time": _iso(latest.last_updated_timestamp / 1000),
+        "time": _iso((latest.last_updated_timestamp or 0) / 1000),
     }
 
 

@@ -28,6 +28,15 @@ from ml.errors import ServiceUnavailable, UserError
 from ml.settings import Settings
 
 READY_TIMEOUT_S = 120.0
+# Readiness probe of each service by name: what `up` waits on and what `mlops status` checks.
+PROBES = {
+    "mlflow": "/health",
+    "serving": "/readyz",
+    "feature-server": "/health",
+    "feast-ui": "/",
+    "pushgateway": "/-/ready",
+    "prometheus": "/-/ready",
+}
 STOP_GRACE_S = 15.0
 
 
@@ -81,7 +90,7 @@ def services(settings: Settings) -> list[Service]:
             "mlflow",
             server_command(settings.mlflow_dir, settings.mlflow_port),
             mlflow_url,
-            f"{mlflow_url}/health",
+            f"{mlflow_url}{PROBES['mlflow']}",
             {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         ),
         Service(
@@ -98,7 +107,7 @@ def services(settings: Settings) -> list[Service]:
                 str(settings.serving_port),
             ],
             f"http://127.0.0.1:{settings.serving_port}/",  # Swagger UI; /docs.json
-            f"http://127.0.0.1:{settings.serving_port}/readyz",
+            f"http://127.0.0.1:{settings.serving_port}{PROBES['serving']}",
             {**api_env, "MLOPS_FEATURE_REPO": repo},
         ),
         Service(
@@ -114,7 +123,7 @@ def services(settings: Settings) -> list[Service]:
                 str(settings.feature_server_port),
             ],
             f"http://127.0.0.1:{settings.feature_server_port}/docs",
-            f"http://127.0.0.1:{settings.feature_server_port}/health",
+            f"http://127.0.0.1:{settings.feature_server_port}{PROBES['feature-server']}",
         ),
         Service(
             "feast-ui",
@@ -129,7 +138,7 @@ def services(settings: Settings) -> list[Service]:
                 str(settings.feast_ui_port),
             ],
             f"http://127.0.0.1:{settings.feast_ui_port}/",
-            f"http://127.0.0.1:{settings.feast_ui_port}/",
+            f"http://127.0.0.1:{settings.feast_ui_port}{PROBES['feast-ui']}",
         ),
     ]
     return found + _monitoring(settings)
@@ -146,7 +155,7 @@ def _monitoring(settings: Settings) -> list[Service]:
                 "pushgateway",
                 [gateway, f"--web.listen-address=127.0.0.1:{port}"],
                 f"http://127.0.0.1:{port}/",
-                f"http://127.0.0.1:{port}/-/ready",
+                f"http://127.0.0.1:{port}{PROBES['pushgateway']}",
             )
         )
     if prometheus:
@@ -159,7 +168,7 @@ def _monitoring(settings: Settings) -> list[Service]:
                  f"--storage.tsdb.path={home / 'data'}",
                  f"--web.listen-address=127.0.0.1:{port}"],
                 f"http://127.0.0.1:{port}/alerts",
-                f"http://127.0.0.1:{port}/-/ready",
+                f"http://127.0.0.1:{port}{PROBES['prometheus']}",
             )
         )  # fmt: skip
     return found
