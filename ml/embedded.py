@@ -25,7 +25,7 @@ from pathlib import Path
 
 from contract import env, objectstore
 from ml.errors import ServiceUnavailable, UserError
-from ml.settings import Settings
+from ml.settings import Settings, get_settings
 from ml.tracking import MlflowServer
 
 REGION = "us-east-1"
@@ -147,6 +147,7 @@ class EmbeddedPlatform:
         os.environ.update(self.env())
         os.environ.pop(env.BUILD_DIR)  # the demo keeps its own build folder
         self._use_mlflow(os.environ)
+        get_settings.cache_clear()  # this process's environment changed: read it again
 
     def _use_mlflow(self, environment) -> None:
         """This platform's MLflow for tracking and registry, whatever the caller's shell (or

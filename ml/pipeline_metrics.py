@@ -9,14 +9,12 @@ the same group. Without ``MLOPS_PUSHGATEWAY_URL`` (the embedded demo) nothing is
 
 from __future__ import annotations
 
-import os
 import time
 import urllib.request
 
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.parser import text_string_to_metric_families
 
-from contract import env
 from contract.metrics import EXPORTED
 
 PUSH_JOB = "mlops-pipeline"
@@ -24,7 +22,10 @@ _SPECS = {spec.name: spec for spec in EXPORTED}
 
 
 def gateway() -> str | None:
-    return os.environ.get(env.PUSHGATEWAY_URL, "").strip() or None
+    """``MLOPS_PUSHGATEWAY_URL`` (``contract.env.PUSHGATEWAY_URL``), if set."""
+    from ml.settings import get_settings
+
+    return (get_settings().pushgateway_url or "").strip() or None
 
 
 def push_run(pipeline: str, status: str, decision: str | None = None) -> None:

@@ -58,12 +58,42 @@ class Settings(BaseSettings):
     feast_ui_port: int = Field(8888, ge=1024, le=65535, description="Port of the Feast UI.")
     prometheus_port: int = Field(9090, ge=1024, le=65535, description="Port of Prometheus.")
     pushgateway_port: int = Field(9091, ge=1024, le=65535, description="Port of the Pushgateway.")
-    serving_workers: int = Field(2, ge=1, le=64, description="Worker processes of the API.")
-    serving_threads: int = Field(4, ge=1, le=64, description="Threads per API worker.")
+    pushgateway_url: str | None = Field(
+        None, description="Where batch Jobs push their metrics; unset means they don't."
+    )
     model_name: str = Field("credit-risk", min_length=1, description="Registered model name.")
     feature_service: str = Field("credit_v1", description="Feast feature service the model uses.")
     feature_repo: Path | None = Field(
         None, description="Feast repo folder (default: the embedded one under build/demo)."
+    )
+    governance_config: Path | None = Field(
+        None, description="Governance roles and gates (default: the packaged governance.yaml)."
+    )
+    require_approval: bool = Field(
+        True, description="Serve only versions governance approved (false: any registered one)."
+    )
+    # Serving: defaults chosen from profiles (docs/serving.md).
+    serving_workers: int = Field(2, ge=1, le=64, description="Worker processes of the API.")
+    serving_threads: int = Field(4, ge=1, le=256, description="Threads per API worker.")
+    traffic_policy: Path | None = Field(
+        None, description="Traffic policy file (default: the packaged traffic.yaml)."
+    )
+    policy_poll_s: float = Field(1.0, gt=0, description="How often the policy file is checked.")
+    model_poll_s: float = Field(
+        5.0, gt=0, description="How often registry aliases are re-resolved (model swaps)."
+    )
+    prediction_log: Path | None = Field(
+        None, description="JSONL prediction log (default: <build>/serving/predictions.jsonl)."
+    )
+    log_batch_records: int = Field(
+        5000, ge=1, description="Prediction-log records per shipped batch (object store)."
+    )
+    log_batch_s: float = Field(30.0, gt=0, description="Longest a batch waits to be shipped.")
+    log_spool_bytes: int = Field(
+        128 * 2**20, ge=2**20, description="Cap of unshipped prediction-log bytes on local disk."
+    )
+    pod_name: str | None = Field(
+        None, description="The pod (downward API); names its prediction-log batches."
     )
 
     @field_validator("model_name")
@@ -106,6 +136,11 @@ class Settings(BaseSettings):
     def model_card_dir(self, version: str | int, model_name: str | None = None) -> Path:
         """One folder per registered version: no card ever overwrites another's."""
         return self.build / "model_cards" / (model_name or self.model_name) / f"v{version}"
+
+    @property
+    def prediction_log_path(self) -> Path:
+        """The local prediction log (when no reports bucket ships it)."""
+        return self.prediction_log or self.build / "serving" / "predictions.jsonl"
 
     @property
     def lock_file(self) -> Path:

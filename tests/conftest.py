@@ -26,9 +26,17 @@ from ml.pipeline import (
     register_winner,
     train_and_gate,
 )
-from ml.settings import Settings, apply_process_defaults
+from ml.settings import Settings, apply_process_defaults, get_settings
 
 TEST_CUSTOMERS = 1500
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings():
+    """Settings are read once per process; a test that sets ``MLOPS_*`` gets them re-read."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ def analyze(
     import pandas as pd
 
     from ml.serve.experiment import analyze_experiment
-    from ml.serve.runtime import prediction_log_path
     from ml.settings import get_settings
 
     settings = get_settings()
@@ -37,7 +36,7 @@ def analyze(
         raise UserError(f"no such file: {labels}", "pass a Parquet or CSV file of outcomes")
     frame = pd.read_parquet(labels) if labels.suffix == ".parquet" else pd.read_csv(labels)
     report = analyze_experiment(
-        log or prediction_log_path(settings),
+        log or settings.prediction_log_path,
         frame,
         out or settings.build / "experiment",
         label=label,

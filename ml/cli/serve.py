@@ -72,13 +72,12 @@ def rollout(
 ) -> None:
     """Judge the canary on recent traffic: advance, hold, complete or roll back (recorded)."""
     from ml.serve.rollout import step_rollout
-    from ml.serve.runtime import prediction_log_path
     from ml.settings import get_settings
 
     settings = get_settings()
     decision = step_rollout(
         policy,
-        log or prediction_log_path(settings),
+        log or settings.prediction_log_path,
         decisions or settings.build / "serving" / "rollout.jsonl",
     )
     typer.echo(f"{decision.action}: {decision.reason}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -76,8 +75,9 @@ class GovernanceConfig(_Strict):
 
 def config_path() -> Path:
     """The config file in force: ``MLOPS_GOVERNANCE_CONFIG`` or the packaged default."""
-    override = os.environ.get("MLOPS_GOVERNANCE_CONFIG")
-    return Path(override) if override else DEFAULT_PATH
+    from ml.settings import get_settings
+
+    return get_settings().governance_config or DEFAULT_PATH
 
 
 def load_governance_config(path: Path | None = None) -> GovernanceConfig:

@@ -7,7 +7,6 @@ unreviewed model can never take live or shadow traffic by a typo in the policy.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,15 +15,12 @@ import numpy as np
 from ml.errors import UserError
 from ml.governance.approvals import STATUS_TAG as GOVERNANCE_TAG  # noqa: F401 (re-exported)
 
-APPROVAL_ENV = "MLOPS_REQUIRE_APPROVAL"
-
 
 def approval_required() -> bool:
-    """``MLOPS_REQUIRE_APPROVAL`` (default true)."""
-    value = os.environ.get(APPROVAL_ENV, "true").strip().lower()
-    if value not in {"true", "false", "1", "0", "yes", "no"}:
-        raise UserError(f"bad setting {APPROVAL_ENV}={value!r}", "use true or false")
-    return value in {"true", "1", "yes"}
+    """``MLOPS_REQUIRE_APPROVAL`` (default true), validated with every other setting."""
+    from ml.settings import get_settings
+
+    return get_settings().require_approval
 
 
 def ensure_servable(model_version: Any) -> None:

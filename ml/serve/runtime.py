@@ -1,8 +1,8 @@
 """Assemble a :class:`~ml.serve.predictor.Predictor` from settings, a policy and the registry.
 
 Used by the BentoML service in each worker process and directly by tests. Serving options are
-environment variables like every other setting, so the embedded server and a Kubernetes pod
-differ only in their environment.
+fields of :class:`~ml.settings.Settings` like every other setting, so the embedded server and
+a Kubernetes pod differ only in their environment.
 """
 
 from __future__ import annotations
@@ -11,10 +11,6 @@ import os
 import socket
 from pathlib import Path
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from contract.env import POD_NAME
 from ml.serve.models import LoadedModel, ensure_servable, load_version, resolve_version
 from ml.serve.traffic import TrafficPolicy, load_policy, policy_path
 from ml.settings import Settings
@@ -27,35 +23,6 @@ SINGLE_THREAD_ENV = {
     "MKL_NUM_THREADS": "1",
     "NUMEXPR_NUM_THREADS": "1",
 }
-
-
-class ServingOptions(BaseSettings):
-    """How the server runs (env ``MLOPS_*``); defaults chosen from profiles (docs/serving.md)."""
-
-    model_config = SettingsConfigDict(env_prefix="MLOPS_", frozen=True, extra="ignore")
-
-    traffic_policy: Path | None = Field(None, description="Policy file (YAML/JSON).")
-    prediction_log: Path | None = Field(
-        None, description="JSONL prediction log (default: <build>/serving/predictions.jsonl)."
-    )
-    serving_workers: int = Field(2, ge=1, le=64, description="Server worker processes.")
-    serving_threads: int = Field(4, ge=1, le=256, description="Threads per worker.")
-    policy_poll_s: float = Field(1.0, gt=0, description="How often the policy file is checked.")
-    model_poll_s: float = Field(
-        5.0, gt=0, description="How often registry aliases are re-resolved (model swaps)."
-    )
-    log_batch_records: int = Field(
-        5000, ge=1, description="Prediction-log records per shipped batch (object store)."
-    )
-    log_batch_s: float = Field(30.0, gt=0, description="Longest a batch waits to be shipped.")
-    log_spool_bytes: int = Field(
-        128 * 2**20, ge=2**20, description="Cap of unshipped prediction-log bytes on local disk."
-    )
-
-
-def prediction_log_path(settings: Settings, options: ServingOptions | None = None) -> Path:
-    options = options or ServingOptions()
-    return options.prediction_log or settings.build / "serving" / "predictions.jsonl"
 
 
 def load_models(
@@ -121,20 +88,20 @@ def open_feature_store(settings: Settings):
     return open_store(settings.feature_repo_dir)
 
 
-def open_prediction_log(settings: Settings, options: ServingOptions, metrics: dict | None):
+def open_prediction_log(settings: Settings, metrics: dict | None):
     """Ship batches to the reports bucket when one is configured, else append to a local file."""
     from ml import objectstore
     from ml.serve.prediction_log import PredictionLog, ShippingPredictionLog
 
     if not objectstore.configured("reports"):
-        return PredictionLog(prediction_log_path(settings, options))
+        return PredictionLog(settings.prediction_log_path)
     return ShippingPredictionLog(
         objectstore.Bucket.for_role("reports"),
         settings.build / "serving" / "spool",
-        pod=os.environ.get(POD_NAME, "").strip() or socket.gethostname(),
-        batch_records=options.log_batch_records,
-        batch_s=options.log_batch_s,
-        max_spool_bytes=options.log_spool_bytes,
+        pod=(settings.pod_name or "").strip() or socket.gethostname(),
+        batch_records=settings.log_batch_records,
+        batch_s=settings.log_batch_s,
+        max_spool_bytes=settings.log_spool_bytes,
         metrics=metrics,
     )
 
@@ -157,7 +124,7 @@ def build_predictor(
         settings: Where the feature repo is, the model name and feature service.
         policy: The traffic policy (default: read from ``MLOPS_TRAFFIC_POLICY`` / traffic.yaml).
         log_path: Local prediction log file (default: the object store when a reports bucket
-            is configured, else :func:`prediction_log_path`).
+            is configured, else ``settings.prediction_log_path``).
         store: An open Feast ``FeatureStore`` (default: :func:`open_feature_store`).
         metrics: Export Prometheus metrics from :func:`ml.metrics.registry`.
         watch: Follow the policy file and the aliases (the server does; tests usually don't).
@@ -170,9 +137,8 @@ def build_predictor(
     from ml.serve.predictor import Predictor
     from ml.serve.shadow import ShadowRunner
 
-    options = ServingOptions()
     configure_mlflow(settings)
-    path = options.traffic_policy or policy_path()
+    path = policy_path()
     policy = policy or load_policy(path)
     model_name = policy.model_name or settings.model_name
     features = model_features(settings.feature_service)
@@ -181,9 +147,7 @@ def build_predictor(
         store or open_feature_store(settings), settings.feature_service, metric_map
     )
     threshold = load_pipeline_config().decision_threshold
-    log = (
-        PredictionLog(log_path) if log_path else open_prediction_log(settings, options, metric_map)
-    )
+    log = PredictionLog(log_path) if log_path else open_prediction_log(settings, metric_map)
 
     def loader(new: TrafficPolicy, current: dict[str, LoadedModel]):
         live, skipped = load_models(new, model_name, features, current)
@@ -195,5 +159,5 @@ def build_predictor(
     predictor = Predictor(policy, live, reader, threshold, log, runner, metric_map)
     predictor.report_skipped(skipped)
     if watch:
-        predictor.watch(path, loader, options.policy_poll_s, options.model_poll_s)
+        predictor.watch(path, loader, settings.policy_poll_s, settings.model_poll_s)
     return predictor

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ml.errors import ServiceUnavailable
-from ml.serve.runtime import SINGLE_THREAD_ENV, prediction_log_path
+from ml.serve.runtime import SINGLE_THREAD_ENV
 from ml.serve.traffic import TrafficPolicy, save_policy
 from ml.settings import Settings
 
@@ -100,7 +100,7 @@ def start_server(
     if policy is not None:
         policy_file = serving_dir / "traffic_policy.json"
         save_policy(policy, policy_file)
-    log_path = log_path or prediction_log_path(settings)
+    log_path = log_path or settings.prediction_log_path
     port = port or (settings.serving_port if _port_free(settings.serving_port) else free_port())
     command = [sys.executable, "-m", "bentoml", "serve", SERVICE]
     command += ["--host", "127.0.0.1", "--port", str(port)]

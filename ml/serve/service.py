@@ -25,10 +25,17 @@ from ml.serve.schemas import BatchRequest, BatchResponse, ScoreRequest, ScoreRes
 def _settings():
     # The decorator needs the worker and thread counts when BentoML imports the module: read
     # them through the one validated settings object, so a bad MLOPS_SERVING_WORKERS stops the
-    # server with a message naming it instead of being silently replaced by a default.
+    # server with one line naming it (as `mlops` does) instead of a default or a traceback.
+    import sys
+
+    from ml.errors import UserError
     from ml.settings import get_settings
 
-    return get_settings()
+    try:
+        return get_settings()
+    except UserError as error:
+        print(f"error: {error.line()}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 @bentoml.service(

@@ -44,10 +44,9 @@ SCHEMA_PATH = Path(__file__).parent / "traffic_policy.schema.json"
 
 def policy_path() -> Path:
     """The file serving reads the policy from: ``$MLOPS_TRAFFIC_POLICY`` or the default."""
-    import os
+    from ml.settings import get_settings
 
-    value = os.environ.get(POLICY_ENV)
-    return Path(value) if value else DEFAULT_POLICY_PATH
+    return get_settings().traffic_policy or DEFAULT_POLICY_PATH
 
 
 def load_policy(path: Path | None = None) -> TrafficPolicy:

@@ -2,7 +2,7 @@
 
 Sources (each a way a process really reads a variable):
 
-* every pydantic ``BaseSettings`` subclass in ``ml/`` (``Settings``, ``ServingOptions``, ...):
+* every pydantic ``BaseSettings`` subclass in ``ml/`` (``Settings``):
   its fields under its ``env_prefix`` (or a field's own alias);
 * every ``envvar=`` of an option of the ``mlops`` CLI;
 * ``os.environ.get(X)``, ``os.environ[X]``, ``os.getenv(X)``, ``X in os.environ`` in ``ml/``

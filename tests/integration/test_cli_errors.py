@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def mlops(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -33,6 +36,8 @@ def mlops(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
         (["demo", "--customers", "5"], {}, "--customers"),
         (["demo", "--seed", "-1"], {}, "--seed"),
         (["serve", "start"], {"MLOPS_SERVING_WORKERS": "abc"}, "MLOPS_SERVING_WORKERS"),
+        (["serve", "start"], {"MLOPS_POLICY_POLL_S": "-1"}, "MLOPS_POLICY_POLL_S"),
+        (["status"], {"MLOPS_REQUIRE_APPROVAL": "maybe"}, "MLOPS_REQUIRE_APPROVAL"),
     ],
 )
 def test_user_errors_are_one_clear_line(args, env, expected):
@@ -43,3 +48,20 @@ def test_user_errors_are_one_clear_line(args, env, expected):
     assert any(expected in line for line in lines), result.stderr
     if not {"--customers", "--seed"} & set(args):  # usage errors: Typer's box; ours: one line
         assert len(lines) == 1, result.stderr
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"MLOPS_SERVING_WORKERS": "abc"}, {"MLOPS_LOG_BATCH_RECORDS": "0"}],
+    ids=["workers", "log-batch"],
+)
+def test_the_bentoml_entry_point_names_a_bad_setting_in_one_line(env, tmp_path):
+    """`bentoml serve` (what a pod runs) validates the same settings object as `mlops`."""
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("bentoml")), "serve",
+         "ml.serve.service:CreditRiskService", "--working-dir", str(ROOT), "--port", "3999"],
+        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, **env}, timeout=300,
+    )  # fmt: skip
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and next(iter(env)) in lines[0], result.stderr
