@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 
 def bucket_name(role: str) -> str:
     """The bucket of ``role`` from ``MLOPS_<ROLE>_BUCKET``."""
-    name = os.environ.get(env.bucket(role), "").strip()
+    from ml.settings import get_settings
+
+    name = get_settings().bucket(role)
     if not name:
         raise UserError(
             f"{env.bucket(role)} is not set",
@@ -36,7 +38,9 @@ def bucket_name(role: str) -> str:
 
 def configured(role: str) -> bool:
     """Whether this process has a bucket for ``role`` (pods do; the embedded demo does not)."""
-    return bool(os.environ.get(env.bucket(role), "").strip())
+    from ml.settings import get_settings
+
+    return get_settings().bucket(role) is not None
 
 
 @cache

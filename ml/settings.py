@@ -58,6 +58,15 @@ class Settings(BaseSettings):
     feast_ui_port: int = Field(8888, ge=1024, le=65535, description="Port of the Feast UI.")
     prometheus_port: int = Field(9090, ge=1024, le=65535, description="Port of Prometheus.")
     pushgateway_port: int = Field(9091, ge=1024, le=65535, description="Port of the Pushgateway.")
+    # Object store: one bucket per role (contract.objectstore.BUCKETS); unset means embedded
+    # local files. The endpoint and credentials are boto3's own AWS_* variables.
+    artifacts_bucket: str | None = Field(None, description="MLflow's artifact bucket.")
+    features_bucket: str | None = Field(
+        None, description="Landing, processed and offline feature data."
+    )
+    reports_bucket: str | None = Field(
+        None, description="Prediction logs, monitoring reports, the audit log."
+    )
     pushgateway_url: str | None = Field(
         None, description="Where batch Jobs push their metrics; unset means they don't."
     )
@@ -136,6 +145,10 @@ class Settings(BaseSettings):
     def model_card_dir(self, version: str | int, model_name: str | None = None) -> Path:
         """One folder per registered version: no card ever overwrites another's."""
         return self.build / "model_cards" / (model_name or self.model_name) / f"v{version}"
+
+    def bucket(self, role: str) -> str | None:
+        """The bucket of ``role`` (``MLOPS_<ROLE>_BUCKET``), or None when unset or blank."""
+        return (getattr(self, f"{role}_bucket") or "").strip() or None
 
     @property
     def prediction_log_path(self) -> Path:

@@ -189,7 +189,9 @@ def objects_for(offline_store_type: str) -> list:
     batch source follows the offline store: Parquet files in the repo, the object store's
     offline folders when ``MLOPS_FEATURES_BUCKET`` is set, or Postgres tables.
     """
-    bucket = os.environ.get(env.bucket("features"), "").strip()
+    from ml.settings import get_settings
+
+    bucket = get_settings().bucket("features")
     sources: Mapping[str, DataSource]
     if offline_store_type == "postgres":
         sources = POSTGRES_SOURCES

@@ -144,7 +144,9 @@ def open_store(repo_dir: Path) -> FeatureStore:
         ServiceUnavailable: the registry (e.g. Postgres) cannot be reached.
     """
     _require_variables(repo_dir)
-    if os.environ.get(env.bucket("features"), "").strip():
+    from ml.settings import get_settings
+
+    if get_settings().bucket("features"):
         from ml.features import s3
 
         s3.register()  # the offline store is s3://<features>/offline/ (see definitions)
