@@ -82,14 +82,32 @@ _register_groups()
 def run() -> None:
     """Console-script entry point: user errors become one line and a non-zero exit code.
 
-    Usage errors (unknown option, value out of range) are Typer's own message and exit code 2.
+    Usage errors (unknown option, value out of range) are one line too, with exit code 2 and a
+    pointer to the command's help; Typer's standalone mode would draw them in a box.
     """
     from pydantic import ValidationError
+    from typer._click import exceptions as click  # Typer 0.29 vendors Click (pinned)
 
     from ml.errors import UserError
 
     try:
-        app()
+        code = app(standalone_mode=False, prog_name="mlops")
+    except click.NoArgsIsHelpError:  # `mlops` or a bare group: Typer printed its help already
+        raise SystemExit(2) from None
+    except click.UsageError as error:
+        where = error.ctx.command_path if error.ctx else "mlops"
+        typer.secho(
+            f"error: {error.format_message()} — see '{where} --help'",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise SystemExit(error.exit_code) from None
+    except click.ClickException as error:
+        error.show()
+        raise SystemExit(error.exit_code) from None
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        raise SystemExit(1) from None
     except UserError as error:
         typer.secho(f"error: {error.line()}", err=True, fg=typer.colors.RED)
         raise SystemExit(error.exit_code) from None
@@ -105,6 +123,8 @@ def run() -> None:
     except KeyboardInterrupt:
         typer.echo("aborted", err=True)
         raise SystemExit(130) from None
+    if isinstance(code, int) and code:  # ctx.exit(n) / typer.Exit(n) in non-standalone mode
+        raise SystemExit(code)
 
 
 if __name__ == "__main__":
