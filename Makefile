@@ -81,8 +81,23 @@ lint: bootstrap ## ruff format check, ruff lint, mypy
 render: bootstrap ## Render all three stacks offline into build/infra/<stack>/
 	@for stack in local aws-dev aws-prod; do $(RUN) mlops infra render --stack $$stack --out build/infra/$$stack; done
 
+# The serving bench's peers run in their own environments, never the project's (ml/serve/peers).
+PEERS := .tools/peers/kserve/.installed
+$(PEERS): ml/serve/peers/kserve.txt | $(UV)
+	@echo "peers: installing KServe's model server into .tools/peers/kserve (from PyPI)"
+	@$(UV) venv --quiet --clear --python 3.11 .tools/peers/kserve
+	@$(UV) pip install --quiet --python .tools/peers/kserve/bin/python -r ml/serve/peers/kserve.txt
+	@touch $@
+
+.PHONY: peers
+peers: $(PEERS) ## Install the serving bench's peer servers (KServe) in their own environment
+
+.PHONY: peers-lock
+peers-lock: | $(UV) ## Re-lock the peers' environment from ml/serve/peers/kserve.in
+	@$(UV) pip compile --quiet --python-version 3.11 ml/serve/peers/kserve.in -o ml/serve/peers/kserve.txt
+
 .PHONY: bench
-bench: bootstrap ## Serving and feature-store benchmarks into build/bench/*.json
+bench: bootstrap $(PEERS) ## Serving (vs KServe, mlflow) and feature-store benchmarks into build/bench/
 	@$(RUN) mlops bench serving
 	@$(RUN) mlops bench features
 

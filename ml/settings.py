@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     # Serving: defaults chosen from profiles (docs/serving.md).
     serving_workers: int = Field(2, ge=1, le=64, description="Worker processes of the API.")
     serving_threads: int = Field(4, ge=1, le=256, description="Threads per API worker.")
+    serving_max_batch: int = Field(
+        64, ge=1, le=4096, description="Requests scored together per event-loop turn (1: off)."
+    )
+    serving_compile_models: bool = Field(
+        True, description="Score linear pipelines with the checked numpy form (false: sklearn)."
+    )
     traffic_policy: Path | None = Field(
         None, description="Traffic policy file (default: the packaged traffic.yaml)."
     )

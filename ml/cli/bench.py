@@ -15,11 +15,12 @@ app = typer.Typer(no_args_is_help=True)
 
 @app.command()
 def serving(
-    duration: Annotated[int, typer.Option(min=3, help="Measured seconds per server.")] = 15,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds; each measures every server.")] = 3,
+    duration: Annotated[int, typer.Option(min=3, help="Measured seconds per server.")] = 10,
     concurrency: Annotated[int, typer.Option(min=1, help="Open connections kept busy.")] = 16,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes per server.")] = 2,
 ) -> None:
-    """Serve the demo's champion via this project and via `mlflow models serve`; compare."""
+    """Serve the demo's champion via ours, ours plain, KServe and `mlflow models serve`."""
     import json
 
     import mlflow
@@ -38,11 +39,16 @@ def serving(
     try:
         mlflow.set_tracking_uri(server.wait_ready())
         result = run_serving_bench(
-            settings, duration_s=duration, concurrency=concurrency, workers=workers
+            settings,
+            rounds=rounds,
+            duration_s=duration,
+            concurrency=concurrency,
+            workers=workers,
+            say=lambda line: typer.echo(line, err=True),
         )
     finally:
         server.stop()
-    typer.echo(json.dumps({k: result[k] for k in ("ours", "mlflow", "ratio")}, indent=2))
+    typer.echo(json.dumps({k: result[k] for k in ("servers", "ratios", "goal")}, indent=2))
     typer.echo(f"written to {settings.bench_dir / 'serving.json'}")
 
 

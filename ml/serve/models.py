@@ -91,8 +91,11 @@ def load_version(version: Any, features: list[str]) -> LoadedModel:
     estimator, is_sklearn = _load(uri)
     fast = None
     if is_sklearn:
-        _check_and_drop_feature_names(estimator, features, uri)
-        fast = compile_linear_pipeline(estimator)
+        from ml.settings import get_settings
+
+        drop_feature_names(estimator, features, uri)
+        if get_settings().serving_compile_models:
+            fast = compile_linear_pipeline(estimator)
     return LoadedModel(model_name, str(version.version), features, estimator, is_sklearn, fast)
 
 
@@ -154,7 +157,7 @@ def _load(uri: str) -> tuple[Any, bool]:
         return mlflow.pyfunc.load_model(uri), False
 
 
-def _check_and_drop_feature_names(estimator: Any, features: list[str], uri: str) -> None:
+def drop_feature_names(estimator: Any, features: list[str], uri: str) -> None:
     """Verify column order once, then drop the names so numpy rows score without warnings.
 
     scikit-learn compares column names on every call and warns when given a numpy array; the

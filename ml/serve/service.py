@@ -65,7 +65,7 @@ class CreditRiskService:
         workers = _settings().serving_workers
         self.readiness = WorkerReadiness(workers, lambda: self.predictor.ready)
         self.readiness.watch()
-        self.batcher = LoopBatcher(self.predictor.predict_each)
+        self.batcher = LoopBatcher(self.predictor.predict_each, _settings().serving_max_batch)
         # Start-up leaves millions of long-lived objects (MLflow, Feast, BentoML, the model);
         # without this every full collection walks them all and stalls requests for tens of
         # milliseconds. Freezing moves them out of the collector's reach for good.
