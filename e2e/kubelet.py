@@ -282,6 +282,11 @@ class Cluster:
         code = podman.wait_exit(pod.name, timeout_s)
         logs = podman.logs(pod.name)
         (self.work / "logs" / f"{pod.name}.log").write_text(logs)
+        if code is None:
+            raise WorkloadError(
+                f"`{' '.join(command)}` did not finish within {timeout_s:.0f} s: "
+                f"{logs.strip()[-600:] or '(no output yet)'}"
+            )
         if code != 0:
             raise WorkloadError(f"`{' '.join(command)}` exited {code}: {logs.strip()[-600:]}")
         return logs
