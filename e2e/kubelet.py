@@ -274,10 +274,20 @@ class Cluster:
         self.readiness[name] = {"ready": ok, "seconds": result.seconds, "completed": ok}
         return result
 
-    def oneoff(self, like: str, command: list[str], timeout_s: float) -> str:
-        """``kubectl run`` with a workload's pod (image, env, volumes, security), own command."""
+    def oneoff(
+        self,
+        like: str,
+        command: list[str],
+        timeout_s: float,
+        secret_volumes: dict[str, str] | None = None,
+    ) -> str:
+        """``kubectl run`` with a workload's pod (image, env, volumes, security), own command.
+
+        ``secret_volumes`` (volume name -> Secret name) swaps the Secret behind a volume, e.g. a
+        person's own MLflow credentials file in place of the workload's.
+        """
         kind = "Job" if (self.namespace, "Job", like) in self.objects else "Deployment"
-        template = pod_template(self.get(kind, like))
+        template = _with_secrets(pod_template(self.get(kind, like)), secret_volumes or {})
         pod = self._start_pod(f"{like}-oneoff", "Pod", template, command=command)
         code = podman.wait_exit(pod.name, timeout_s)
         logs = podman.logs(pod.name)
@@ -470,3 +480,16 @@ def environ(values: Mapping[str, str]) -> Iterator[None]:
 
 def any_value(mapping: Mapping[str, Any]) -> Any:
     return next(iter(mapping.values()))
+
+
+def _with_secrets(template: dict, secret_volumes: dict[str, str]) -> dict:
+    """A copy of ``template`` whose named secret volumes read other Secrets."""
+    if not secret_volumes:
+        return template
+    volumes = []
+    for volume in template["spec"].get("volumes") or []:
+        if volume["name"] in secret_volumes and "secret" in volume:
+            secret = {**volume["secret"], "secretName": secret_volumes[volume["name"]]}
+            volume = {**volume, "secret": secret}
+        volumes.append(volume)
+    return {**template, "spec": {**template["spec"], "volumes": volumes}}

@@ -106,9 +106,15 @@ def send(cluster, bodies: list[dict], deadline_s: float = 240, concurrency: int 
 
 
 def governance(cluster, *args: str, who: tuple[str, str]) -> str:
+    """A person runs ``mlops governance`` logged in to MLflow as themselves.
+
+    The server names who acted (``--user`` must match the login), so the pod gets the
+    person's own credentials file in place of the pipeline's.
+    """
     user, role = who
     command = ["mlops", "governance", *args, "--user", user, "--role", role]
-    return cluster.oneoff("pipeline-train", command, timeout_s=180)
+    own = {"mlflow-credentials": cluster.person_mlflow_secret(user, MODEL)}
+    return cluster.oneoff("pipeline-train", command, timeout_s=180, secret_volumes=own)
 
 
 def review_and_promote(cluster, version: str) -> None:

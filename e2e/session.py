@@ -110,8 +110,32 @@ class Session:
     def stop(self, name: str, timeout_s: float) -> None:
         self.cluster.stop(name, timeout_s)
 
-    def oneoff(self, like: str, command: list[str], timeout_s: float) -> str:
-        return self.cluster.oneoff(like, command, timeout_s)
+    def oneoff(self, like: str, command: list[str], timeout_s: float, secret_volumes=None) -> str:
+        return self.cluster.oneoff(like, command, timeout_s, secret_volumes)
+
+    def person_mlflow_secret(self, user: str, model: str) -> str:
+        """The Secret holding ``user``'s own MLflow credentials file (as ``mlflow-credentials``).
+
+        The admin creates the user on first use with a generated password and the permission
+        ``governance.yaml``'s roles give them on ``model``, as an operator would for a person.
+        """
+        name = f"mlflow-credentials-{user}"
+        if name not in self.cluster.secrets:
+            import mlflow
+
+            from components.types import mlflow_credentials_file
+            from contract import paths
+            from ml.governance.permissions import apply_permission_plan, permission_plan
+
+            with self.host_mlflow():
+                plan = [grant for grant in permission_plan(model) if grant.user == user]
+                uri = mlflow.get_tracking_uri()
+                created = apply_permission_plan(plan, uri, create_missing_users=True)
+            if user not in created:
+                raise RuntimeError(f"MLflow user {user!r} existed before the e2e created it")
+            file = mlflow_credentials_file(user, created[user])
+            self.cluster.secrets[name] = {paths.CREDENTIALS_FILE: file}
+        return name
 
     def client(self, url: str, bodies: list[dict], deadline_s: float, concurrency: int) -> dict:
         return self.cluster.client(url, bodies, deadline_s, concurrency)

@@ -33,6 +33,9 @@ from ml.errors import UserError
 PROJECT = "mlops"
 _CRON = re.compile(r"^(\S+\s+){4}\S+$")
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
+_GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9-]{1,39}/[A-Za-z0-9._-]{1,100}$")
+# The tag holding a stack's expiry time (ISO-8601); the TTL reaper (scripts/reaper.py) reads it.
+EXPIRY_TAG = "expiry"
 
 
 def _cron(value: str) -> str:
@@ -84,6 +87,12 @@ def _api_cidr(value: str) -> str:
     return value
 
 
+def _github_repository(value: str) -> str:
+    if not _GITHUB_REPOSITORY.match(value):
+        raise ValueError("expected the GitHub repository as owner/name, e.g. acme/mlops")
+    return value
+
+
 Cron = Annotated[str, AfterValidator(_cron)]
 ImageRef = Annotated[str, AfterValidator(_digest_ref)]
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
@@ -119,6 +128,9 @@ class StackConfig(BaseModel):
     drift_schedule: Cron
     retrain_schedule: Cron
     retention_days: Positive
+    # AWS only: S3 Object Lock on the bucket of the governance audit log
+    audit_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"]
+    audit_lock_days: Positive
     # AWS only (ignored by the local target)
     region: str | None = None
     vpc_cidr: str
@@ -136,6 +148,10 @@ class StackConfig(BaseModel):
     final_snapshots: bool
     cache_node_type: str
     cache_nodes: Annotated[int, Field(ge=1, le=6)]
+    # AWS only: the GitHub OIDC roles of docs/cicd.md (none unless a repository is named)
+    github_repository: Annotated[str, AfterValidator(_github_repository)] | None = None
+    github_environments: list[DnsLabel]
+    github_oidc_provider_arn: str | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> StackConfig:
@@ -183,7 +199,7 @@ class StackConfig(BaseModel):
         if self.ttl_hours:
             tags["ttl-hours"] = str(self.ttl_hours)
         if self.expires_at:
-            tags["expiry"] = self.expires_at.isoformat()
+            tags[EXPIRY_TAG] = self.expires_at.isoformat()
         return tags
 
 

@@ -25,6 +25,10 @@ from ml.lineage import Lineage
 
 LABEL = "defaulted"
 EXPERIMENT = "credit-risk"
+ROW_ID = "application_id"
+# Each run's probabilities on its holdout rows, so runs can be compared pairwise on the same
+# rows (``mlops experiments compare``); columns: ROW_ID, LABEL, "probability".
+HOLDOUT_PREDICTIONS_ARTIFACT = "holdout/predictions.parquet"
 # skops refuses to load types it does not know; these are the scikit-learn internals of the
 # candidates above (HistGradientBoosting's tree predictor and its loss), trusted explicitly.
 SKOPS_TRUSTED_TYPES = [
@@ -97,8 +101,29 @@ def _fit_and_log(name, candidate, train, holdout, features, config, lineage) -> 
             }
         )
         mlflow.log_metrics(metrics)
+        log_holdout_predictions(holdout, score)
         log_model(model, train[features].head(5))
     return CandidateResult(name, run.info.run_id, metrics, model)
+
+
+def log_holdout_predictions(holdout: pd.DataFrame, score: np.ndarray) -> None:
+    """Log the active run's probability for each holdout row (a few KB of Parquet)."""
+    import tempfile
+    from pathlib import Path
+
+    frame = pd.DataFrame(
+        {
+            ROW_ID: holdout[ROW_ID].to_numpy(),
+            LABEL: holdout[LABEL].to_numpy(),
+            "probability": score,
+        }
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / Path(HOLDOUT_PREDICTIONS_ARTIFACT).name
+        frame.to_parquet(path, index=False)
+        mlflow.log_artifact(
+            str(path), artifact_path=str(Path(HOLDOUT_PREDICTIONS_ARTIFACT).parent)
+        )
 
 
 def log_model(model: Pipeline, example: pd.DataFrame) -> None:

@@ -88,3 +88,11 @@ def trained_platform(tmp_path_factory: pytest.TempPathFactory) -> TrainedPlatfor
         champion_version=registered.version,
         tracking_uri=tracking_uri,
     )
+
+
+@pytest.fixture(scope="session")
+def mlflow_sqlite_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One empty SQLite MLflow store per session (creating its schema takes seconds)."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow-store') / 'mlflow.db'}"
+    mlflow.MlflowClient(uri).search_experiments()  # creates the schema once
+    return uri

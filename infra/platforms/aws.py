@@ -18,8 +18,10 @@ import pulumi_random as random
 
 from components import security
 from components.types import BUCKET_ACCESS, BUCKETS, ObjectStore, service_account_name
+from contract.objectstore import AUDIT_BUCKET
 from infra.config import StackConfig
 from infra.platforms import base
+from infra.platforms.github_ci import GithubCi, GithubCiArgs
 
 DB_NAME = DB_USER = "mlops"
 STORAGE_CLASS = "gp3"
@@ -118,6 +120,7 @@ class AwsPlatform(pulumi.ComponentResource):
         buckets = self._buckets(name)
         repos = self._ecr(name)
         roles = self._workload_roles(name, oidc, buckets)
+        ci_outputs = self._github_ci(name)
 
         k8s_provider = k8s.Provider(
             f"{name}-k8s",
@@ -159,9 +162,27 @@ class AwsPlatform(pulumi.ComponentResource):
                 "kubeconfig": pulumi.Output.secret(self._kubeconfig(cluster)),
                 "ecrRepositories": {k: r.repository_url for k, r in repos.items()},
                 "buckets": {k: b.bucket for k, b in buckets.items()},
+                **ci_outputs,
             },
         )
         self.register_outputs({"clusterName": cluster.name})
+
+    def _github_ci(self, name: str) -> dict[str, pulumi.Output[str]]:
+        """The GitHub OIDC deploy and preview roles (docs/cicd.md), when a repository is set."""
+        cfg = self.cfg
+        if not cfg.github_repository:
+            return {}
+        ci = GithubCi(
+            f"{name}-github",
+            GithubCiArgs(
+                cfg.github_repository, list(cfg.github_environments), cfg.github_oidc_provider_arn
+            ),
+            pulumi.ResourceOptions(parent=self, providers={"aws": self.child.provider}),
+        )
+        return {
+            "githubDeployRoleArn": ci.deploy_role_arn,
+            "githubPreviewRoleArn": ci.preview_role_arn,
+        }
 
     # -- network -----------------------------------------------------------------------------
 
@@ -563,14 +584,18 @@ class AwsPlatform(pulumi.ComponentResource):
                 f"{name}-{role}",
                 bucket_prefix=f"{self.prefix}-{role}-",
                 force_destroy=not cfg.protect,
+                # Object Lock can only be switched on when the bucket is created.
+                object_lock_enabled=role == AUDIT_BUCKET or None,
                 opts=self.stateful,
             )
-            aws.s3.BucketVersioning(
+            versioning = aws.s3.BucketVersioning(
                 f"{name}-{role}-versioning",
                 bucket=bucket.id,
                 versioning_configuration={"status": "Enabled"},
                 opts=child,
             )
+            if role == AUDIT_BUCKET:
+                self._audit_lock(f"{name}-{role}", bucket, versioning)
             aws.s3.BucketServerSideEncryptionConfiguration(
                 f"{name}-{role}-encryption",
                 bucket=bucket.id,
@@ -635,6 +660,26 @@ class AwsPlatform(pulumi.ComponentResource):
             )
             buckets[role] = bucket
         return buckets
+
+    def _audit_lock(
+        self, name: str, bucket: aws.s3.Bucket, versioning: aws.s3.BucketVersioning
+    ) -> aws.s3.BucketObjectLockConfiguration:
+        """Write-once retention for every object version in the bucket of the audit log.
+
+        Each append uploads the whole log as a new version; locked versions cannot be deleted or
+        overwritten until they age out (GOVERNANCE: except by a principal allowed to bypass it;
+        COMPLIANCE: by nobody, root included), so an edited log in the bucket leaves the original
+        beside it, and ``mlops governance verify-log`` finds the edit in the current one.
+        """
+        cfg = self.cfg
+        return aws.s3.BucketObjectLockConfiguration(
+            f"{name}-object-lock",
+            bucket=bucket.id,
+            rule={"default_retention": {"mode": cfg.audit_lock_mode, "days": cfg.audit_lock_days}},
+            opts=pulumi.ResourceOptions.merge(
+                self.child, pulumi.ResourceOptions(depends_on=[versioning])
+            ),
+        )
 
     def _ecr(self, name: str) -> dict[str, aws.ecr.Repository]:
         """Immutable-tag, scan-on-push, KMS-encrypted repositories for the two images."""

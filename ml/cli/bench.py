@@ -80,6 +80,47 @@ def features(
     typer.echo(f"written to {out}")
 
 
+@app.command()
+def experiments(
+    sizes: Annotated[
+        str, typer.Option(help="Comma-separated run counts, loaded incrementally.")
+    ] = "10000,100000",
+    repeats: Annotated[int, typer.Option(min=5, help="Timed repetitions per query.")] = 40,
+) -> None:
+    """MLflow run search on PostgreSQL at each size: p50/p95, without and with the indexes."""
+    import json
+
+    from ml.errors import UserError
+    from ml.experiments.bench import run_experiments_bench
+    from ml.settings import apply_process_defaults, get_settings
+
+    apply_process_defaults()
+    settings = get_settings()
+    postgres = _service_urls(settings.build / "services" / "env").get("MLOPS_TEST_POSTGRES_URL")
+    if not postgres:
+        raise UserError("no PostgreSQL configured", "run `scripts/services.sh start` first")
+    try:
+        counts = sorted({int(size) for size in sizes.split(",")})
+    except ValueError:
+        raise UserError(
+            f"--sizes {sizes!r} is not a list of integers", "e.g. 10000,100000"
+        ) from None
+    out = settings.bench_dir / "experiments.json"
+    artifacts = settings.bench_dir / "experiments-artifacts"
+    result = run_experiments_bench(postgres, counts, repeats, artifacts.as_uri())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    for size, figures in result["sizes"].items():
+        for name in figures["without_indexes"]:
+            before, after = figures["without_indexes"][name], figures["with_indexes"][name]
+            typer.echo(
+                f"{size:>7} runs  {name:<38}"
+                f"  p50 {before['p50_ms']:>7.1f} → {after['p50_ms']:>6.1f} ms"
+                f"  p95 {before['p95_ms']:>7.1f} → {after['p95_ms']:>6.1f} ms"
+            )
+    typer.echo(f"written to {out}")
+
+
 def _service_urls(env_file: Path) -> dict[str, str]:
     """Backing-service URLs from the environment, else from scripts/services.sh's env file."""
     import os

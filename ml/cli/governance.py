@@ -15,7 +15,12 @@ app = typer.Typer(no_args_is_help=True, help="Approvals, audit log, model cards,
 ModelArg = Annotated[str | None, typer.Argument(help="Registered model (default: settings).")]
 VersionArg = Annotated[str, typer.Argument(help="Model version number.")]
 UserOpt = Annotated[
-    str, typer.Option(envvar="MLOPS_USER", help="Who you are (MLflow username; $MLOPS_USER).")
+    str | None,
+    typer.Option(
+        envvar="MLOPS_USER",
+        help="Who you are ($MLOPS_USER). Where the MLflow server authenticates, its user is "
+        "you and this may be omitted; a different name is refused.",
+    ),
 ]
 RoleOpt = Annotated[
     str, typer.Option(envvar="MLOPS_ROLE", help="The role you act in ($MLOPS_ROLE).")
@@ -30,8 +35,8 @@ AuditOpt = Annotated[Path | None, typer.Option("--audit-log", help=AUDIT_HELP)]
 @app.command()
 def register(
     version: VersionArg,
-    user: UserOpt,
     role: RoleOpt,
+    user: UserOpt = None,
     model: ModelArg = None,
     audit_log: AuditOpt = None,
 ) -> None:
@@ -48,8 +53,8 @@ def register(
 @app.command()
 def request(
     version: VersionArg,
-    user: UserOpt,
     role: RoleOpt,
+    user: UserOpt = None,
     model: ModelArg = None,
     audit_log: AuditOpt = None,
 ) -> None:
@@ -66,8 +71,8 @@ def request(
 @app.command()
 def approve(
     version: VersionArg,
-    user: UserOpt,
     role: RoleOpt,
+    user: UserOpt = None,
     model: ModelArg = None,
     comment: Annotated[str, typer.Option(help="Why, for the record.")] = "",
     audit_log: AuditOpt = None,
@@ -82,12 +87,27 @@ def approve(
     )
 
 
+@app.command("auto-approve")
+def auto_approve(version: VersionArg, model: ModelArg = None, audit_log: AuditOpt = None) -> None:
+    """Approve VERSION if an auto_approval policy in governance.yaml passes (none by default)."""
+    from ml.governance.auto_approval import auto_approve as evaluate_and_approve
+
+    transition, evaluations = evaluate_and_approve(_model(model), version, audit_path=audit_log)
+    for evaluation in evaluations:
+        failed = [check for check, ok in evaluation.checks.items() if not ok]
+        typer.echo(f"policy {evaluation.policy}: " + (f"failed {failed}" if failed else "passed"))
+    if transition is None:
+        typer.echo("not approved automatically: a reviewer decides (`mlops governance approve`)")
+        return
+    _echo(transition)
+
+
 @app.command()
 def reject(
     version: VersionArg,
-    user: UserOpt,
     role: RoleOpt,
     reason: Annotated[str, typer.Option(help="Why (required, recorded).")],
+    user: UserOpt = None,
     model: ModelArg = None,
     audit_log: AuditOpt = None,
 ) -> None:
@@ -104,9 +124,9 @@ def reject(
 @app.command()
 def release(
     version: VersionArg,
-    user: UserOpt,
     role: RoleOpt,
     alias: Annotated[str, typer.Option(help="challenger (canary / A-B share) or shadow.")],
+    user: UserOpt = None,
     model: ModelArg = None,
     audit_log: AuditOpt = None,
 ) -> None:
@@ -123,8 +143,8 @@ def release(
 @app.command()
 def promote(
     version: VersionArg,
-    user: UserOpt,
     role: RoleOpt,
+    user: UserOpt = None,
     model: ModelArg = None,
     audit_log: AuditOpt = None,
 ) -> None:
@@ -140,9 +160,9 @@ def promote(
 
 @app.command()
 def rollback(
-    user: UserOpt,
     role: RoleOpt,
     reason: Annotated[str, typer.Option(help="Why (recorded on the version and in the log).")],
+    user: UserOpt = None,
     model: ModelArg = None,
     audit_log: AuditOpt = None,
 ) -> None:
@@ -176,17 +196,20 @@ def status(model: ModelArg = None) -> None:
 def verify_log(
     path: Annotated[Path | None, typer.Argument(help=AUDIT_HELP)] = None,
 ) -> None:
-    """Check the audit log's hash chain; exit 1 naming the first bad line if tampered with."""
+    """Check the local log and the object store's copy; exit 1 naming each first bad line."""
     from ml.governance import audit
 
-    path = audit.pull(path)  # the object store's log when a reports bucket is configured
-    if not path.exists():
-        raise UserError(f"no audit log at {path}", "pass its path, or run `mlops demo` first")
-    result = audit.verify(path)
-    if not result.ok:
-        typer.secho(f"error: {result.summary()} ({path})", err=True, fg=typer.colors.RED)
+    results = audit.verify_copies(path)
+    if not results:
+        missing = path or audit.default_path()
+        raise UserError(f"no audit log at {missing}", "pass its path, or run `mlops demo` first")
+    for where, result in results.items():
+        if result.ok:
+            typer.echo(f"{result.summary()} ({where})")
+        else:
+            typer.secho(f"error: {result.summary()} ({where})", err=True, fg=typer.colors.RED)
+    if not all(result.ok for result in results.values()):
         raise typer.Exit(1)
-    typer.echo(result.summary())
 
 
 @app.command()

@@ -27,10 +27,12 @@ _GROUPS: list[tuple[str, str, str]] = [
     ("data", "data", "Upstream batches: validate landing/ into the offline store, quarantine."),
     ("features", "features", "Feature store: lineage, rebuild, apply, materialize."),
     ("serve", "serve", "Serve the champion with A/B, canary and shadow variants."),
-    ("experiment", "experiment", "Analyse A/B experiments and validate the test by simulation."),
+    ("abtest", "abtest", "Analyse live A/B experiments and validate the test by simulation."),
+    ("experiments", "experiments", "MLflow runs: compare with significance, tune, search."),
     ("governance", "governance", "Approvals by role, audit log, model cards, permissions."),
     ("docs", "docs", "Build the static report site (MkDocs Material)."),
     ("infra", "infra", "Render and check the Pulumi program offline."),
+    ("release", "release", "Release gates: image consistency, recorded approval, canary."),
     ("bench", "bench", "Benchmarks: serving vs mlflow models serve, online features."),
 ]
 

@@ -4,6 +4,13 @@ Tuning for the online latency target (see docs/features.md): one worker per core
 server is CPU-bound on a 2-core box; more workers only contend), keep-alive so clients reuse
 connections, no access log (it costs ~0.1 ms a request), and a long registry TTL so requests
 never wait for a registry refresh.
+
+Workers are never recycled (``--max-requests 0``). Feast's default restarts a worker after
+1000-1050 requests; the exiting worker closes every keep-alive connection, and a client that
+is reusing one at that moment gets ``Server disconnected without sending a response`` or
+``Connection reset by peer`` (the feature bench's intermittent failures: its HTTP path sends
+~1500 requests per server). The worker holds no per-request state that grows, so recycling
+bought nothing here. Clients still retry such a drop once (:mod:`ml.features.client`).
 """
 
 from __future__ import annotations
@@ -45,7 +52,9 @@ def serve_command(repo_dir: Path, port: int, workers: int = 1, registry_ttl_s: i
         "--workers",
         str(workers),
         "--keep-alive-timeout",
-        "60",
+        "60",  # longer than clients keep idle connections (client.KEEPALIVE_EXPIRY_S)
+        "--max-requests",
+        "0",  # no worker recycling: it drops open connections (see the module docstring)
         "--registry_ttl_sec",
         str(registry_ttl_s),
         "--no-access-log",

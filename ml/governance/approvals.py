@@ -13,9 +13,13 @@ State lives on the MLflow model version as the tag ``governance.status``:
 * ``rollback`` (release manager): ``previous-champion`` becomes ``production`` again and the
   version rolled back from becomes ``rejected``.
 
-Who holds which role is in ``governance.yaml``. Each transition is recorded in the audit log
-(:mod:`ml.governance.audit`) and its entry hash is kept on the version
-(``governance.audit_hash``). Serving must call :func:`require_servable` (or check
+The actor is the MLflow server's authenticated user when the server authenticates (``user``
+may then be None; a different name is refused), else the self-declared ``user``
+(:mod:`ml.governance.identity`); the audit entry records which (``identity``). Who holds which
+role is in ``governance.yaml``; the MLflow server app ``mlops-governance``
+(:mod:`ml.governance.server_app`) refuses the same tag and alias writes to anyone else. Each
+transition is recorded in the audit log (:mod:`ml.governance.audit`) and its entry hash is kept
+on the version (``governance.audit_hash``). Serving must call :func:`require_servable` (or check
 :data:`SERVABLE`) before loading a version.
 """
 
@@ -34,6 +38,7 @@ from ml import registry
 from ml.errors import UserError
 from ml.governance import audit
 from ml.governance.config import Action, GovernanceConfig, load_governance_config
+from ml.governance.identity import resolve_actor
 
 STATUS_TAG = "governance.status"
 OWNER_TAG = "governance.owner"
@@ -65,7 +70,7 @@ def register_candidate(
     model_name: str,
     version: str,
     *,
-    user: str,
+    user: str | None,
     role: str,
     audit_path: Path | None = None,
     config: GovernanceConfig | None = None,
@@ -81,7 +86,7 @@ def request_review(
     model_name: str,
     version: str,
     *,
-    user: str,
+    user: str | None,
     role: str,
     audit_path: Path | None = None,
     config: GovernanceConfig | None = None,
@@ -97,17 +102,23 @@ def approve(
     model_name: str,
     version: str,
     *,
-    user: str,
+    user: str | None,
     role: str,
     comment: str = "",
+    automatic: dict | None = None,
     audit_path: Path | None = None,
     config: GovernanceConfig | None = None,
 ) -> Transition:
-    """Approve a reviewed candidate; refused for the version's own owner."""
+    """Approve a reviewed candidate; refused for the version's own owner.
+
+    ``automatic`` (the policy and its checks, from :mod:`ml.governance.auto_approval`) marks
+    the audit entry as an automatic approval.
+    """
+    details = {"comment": comment, "automatic": automatic or False}
     return _transition(
         model_name, version, "approve", user, role, (CANDIDATE,), APPROVED,
         {"governance.approved_by": user, "governance.approved_at": _now()},
-        {"comment": comment}, audit_path, config,
+        details, audit_path, config,
     )  # fmt: skip
 
 
@@ -115,7 +126,7 @@ def reject(
     model_name: str,
     version: str,
     *,
-    user: str,
+    user: str | None,
     role: str,
     reason: str,
     audit_path: Path | None = None,
@@ -140,7 +151,7 @@ def release(
     version: str,
     alias: str,
     *,
-    user: str,
+    user: str | None,
     role: str,
     audit_path: Path | None = None,
     config: GovernanceConfig | None = None,
@@ -168,7 +179,7 @@ def promote_to_production(
     model_name: str,
     version: str,
     *,
-    user: str,
+    user: str | None,
     role: str,
     set_champion: bool = True,
     audit_path: Path | None = None,
@@ -206,7 +217,7 @@ def _clear_release_aliases(model_name: str, version: str) -> None:
 def rollback(
     model_name: str,
     *,
-    user: str,
+    user: str | None,
     role: str,
     reason: str,
     audit_path: Path | None = None,
@@ -214,6 +225,8 @@ def rollback(
 ) -> Transition:
     """Restore ``previous-champion`` to production; the current champion becomes ``rejected``."""
     config = config or load_governance_config()
+    actor = resolve_actor(user, config)
+    user = actor.user
     _authorize(config, user, role, "rollback")
     restore = registry.alias_version(model_name, registry.PREVIOUS_CHAMPION)
     current = registry.alias_version(model_name, registry.CHAMPION)
@@ -231,7 +244,12 @@ def rollback(
         "rollback",
         audit.model_subject(model_name, restore.version),
         user,
-        {"role": role, "from_version": str(current.version), "reason": reason},
+        {
+            "role": role,
+            "from_version": str(current.version),
+            "reason": reason,
+            "identity": actor.identity,
+        },
         path=audit_path,
     )
     _set_tags(model_name, str(restore.version), {STATUS_TAG: PRODUCTION}, entry["hash"])
@@ -312,11 +330,11 @@ def _transition(
     model_name: str,
     version: str,
     action: Action,
-    user: str,
+    user: str | None,
     role: str,
     allowed_from: tuple[str | None, ...],
     to_status: str,
-    tags: dict[str, str],
+    tags: dict[str, str | None],
     details: dict,
     audit_path: Path | None,
     config: GovernanceConfig | None,
@@ -324,6 +342,11 @@ def _transition(
 ) -> Transition:
     config = config or load_governance_config()
     version = str(version)
+    actor = resolve_actor(user, config)
+    user = actor.user
+    # The callers name the actor in tags (owner, approved_by, ...) as they were called: None
+    # where the server is to say who it is.
+    resolved = {key: user if value is None else value for key, value in tags.items()}
     _authorize(config, user, role, action)
     current = _version(model_name, version)
     from_status = current.tags.get(STATUS_TAG)
@@ -340,10 +363,18 @@ def _transition(
         action,
         audit.model_subject(model_name, version),
         user,
-        {"role": role, "from": from_status, "to": to_status, **details},
+        {"role": role, "from": from_status, "to": to_status, "identity": actor.identity} | details,
         path=audit_path,
     )
-    _set_tags(model_name, version, {**tags, STATUS_TAG: to_status}, entry["hash"])
+    try:
+        _set_tags(model_name, version, {**resolved, STATUS_TAG: to_status}, entry["hash"])
+    except MlflowException as error:
+        _record_refusal(entry, error, audit_path)
+        raise UserError(
+            f"the MLflow server refused to {action} {model_name} version {version}: "
+            f"{error.message[:300]}",
+            "act with the credentials of a user who holds that role",
+        ) from None
     return Transition(
         model_name, version, action, user, role, from_status, to_status, entry["hash"]
     )
@@ -406,10 +437,26 @@ def _legal_hint(action: str, allowed_from: tuple[str | None, ...]) -> str:
     return f"{action} applies only to versions that are {states} (see `mlops governance status`)"
 
 
+def _record_refusal(entry: dict, error: MlflowException, audit_path: Path | None) -> None:
+    """The entry was appended before the server said no: the log must say it did not happen."""
+    audit.append(
+        f"{entry['action']}-refused",
+        entry["subject"],
+        entry["actor"],
+        {"refused_entry": entry["hash"], "reason": error.message[:500]},
+        path=audit_path,
+    )
+
+
 def _set_tags(model_name: str, version: str, tags: dict[str, str], audit_hash: str) -> None:
     client = MlflowClient()
     for key, value in {**tags, AUDIT_HASH_TAG: audit_hash}.items():
         client.set_model_version_tag(model_name, version, key, value)
+
+
+def require_version(model_name: str, version: str) -> ModelVersion:
+    """The registry's ``version`` of ``model_name``; :class:`UserError` if there is none."""
+    return _version(model_name, version)
 
 
 def _version(model_name: str, version: str) -> ModelVersion:

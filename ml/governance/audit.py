@@ -9,8 +9,8 @@ Each line is one entry::
 deleting, reordering or inserting a line therefore breaks the chain at that line, which
 :func:`verify` reports. Cutting entries off the *end* leaves a valid shorter chain, so every
 append also rewrites a small ``<log>.head`` file with the last ``seq`` and ``hash``; verify checks
-the log reaches it. Someone who can rewrite both files can still forge history: ship the head
-(or the whole log) to write-once storage when that matters (S3 Object Lock in the AWS stack).
+the log reaches it. Someone who can rewrite both files can still forge a consistent history in
+that copy; what survives them is a copy elsewhere.
 
 Appends take an exclusive ``flock`` so concurrent writers (the CLI, the retraining job) cannot
 interleave or fork the chain.
@@ -22,6 +22,15 @@ uploads both; read and verify download first. That read-append-write is not atom
 it assumes one governance writer at a time (a reviewer's command, or the pipeline registering a
 candidate, which do not run concurrently in practice). Two simultaneous appends would lose one
 entry, never fork the chain silently: the next verify still checks whatever was uploaded.
+
+In the AWS stacks that bucket is versioned and under S3 Object Lock (GOVERNANCE in aws-dev,
+COMPLIANCE in aws-prod; ``infra/platforms/aws.py``): every upload is a new object version that
+cannot be deleted or overwritten until its retention ends, so rewriting the log in the bucket
+leaves the earlier versions beside it. :func:`verify_copies` (``mlops governance verify-log``)
+checks the local file and the bucket's current version, each on its own, and names the first
+broken line of each; comparing the current version with the locked earlier ones is left to an
+auditor with ``s3:ListBucketVersions`` (this module does not read old versions). The local
+stand-in for S3 in the ``local`` stack has no Object Lock.
 """
 
 from __future__ import annotations
@@ -132,9 +141,10 @@ def fetch(path: Path) -> bool:
 
 def _remote():
     """The reports bucket when this process has one (pods do; the embedded demo does not)."""
+    from contract.objectstore import AUDIT_BUCKET
     from ml.objectstore import Bucket, configured
 
-    return Bucket.for_role("reports") if configured("reports") else None
+    return Bucket.for_role(AUDIT_BUCKET) if configured(AUDIT_BUCKET) else None
 
 
 def _download(remote, path: Path) -> None:
@@ -192,6 +202,52 @@ def verify(path: Path | None = None) -> Verification:
         entry = json.loads(line)
         prev_hash, expected_seq = entry["hash"], entry["seq"] + 1
     return _check_head(path, len(lines), prev_hash, expected_seq - 1)
+
+
+def verify_copies(path: Path | None = None) -> dict[str, Verification]:
+    """Verify each copy of the log on its own: the local file and the object store's.
+
+    ``path`` (default :func:`default_path`) is read as it is, never replaced by a download, so a
+    local edit is found there; when a reports bucket is configured its copy is downloaded to a
+    temporary folder and verified too, and a local copy that is not a prefix of it (the local
+    file is what this machine last wrote or read) is reported at the first line that differs.
+
+    Returns:
+        Where each copy is (``local <path>``, ``object store <key>``) -> its verification;
+        only copies that exist.
+    """
+    import tempfile
+
+    from contract.objectstore import AUDIT_BUCKET, AUDIT_LOG_KEY
+
+    path = path or default_path()
+    results = {f"local {path}": verify(path)} if path.exists() else {}
+    remote = _remote()
+    if remote is None or not remote.exists(AUDIT_LOG_KEY):
+        return results
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / path.name
+        _download(remote, copy)
+        where = f"object store {AUDIT_BUCKET}:{AUDIT_LOG_KEY}"
+        results[where] = verify(copy)
+        if path.exists() and results[f"local {path}"].ok and results[where].ok:
+            results[f"local {path}"] = _check_prefix(path, copy)
+    return results
+
+
+def _check_prefix(local: Path, remote: Path) -> Verification:
+    """The local copy must be the object store's log or an earlier state of it."""
+    mine, theirs = local.read_text().splitlines(), remote.read_text().splitlines()
+    for number, (a, b) in enumerate(zip(mine, theirs, strict=False), start=1):
+        if a != b:
+            return Verification(
+                False, number - 1, number, "differs from the object store's copy at this line"
+            )
+    if len(mine) > len(theirs):
+        return Verification(
+            False, len(theirs), len(theirs) + 1, "entries missing from the object store's copy"
+        )
+    return Verification(True, len(mine))
 
 
 def _check_line(line: str, prev_hash: str, expected_seq: int) -> str:

@@ -57,12 +57,27 @@ class ExplanationConfig(_Strict):
     top_features: int = Field(ge=1, le=20)
 
 
+# What an automatic approval can check on the version (ml.governance.auto_approval).
+AutoCheck = Literal["review_requested", "model_card", "fairness_gate_passed"]
+
+
+class AutoApprovalPolicy(_Strict):
+    name: str = Field(min_length=1)
+    account: str = Field(min_length=1)  # the user it acts as; needs a role that may approve
+    transitions: list[Literal["approve"]] = Field(min_length=1)
+    checks: list[AutoCheck] = Field(min_length=1)
+
+
 class GovernanceConfig(_Strict):
     roles: dict[str, RoleConfig] = Field(min_length=1)
     users: dict[str, list[str]] = Field(default_factory=dict)
+    # MLflow server usernames that act as another governance user (the platform's workload
+    # accounts); any other MLflow user is the governance user of the same name.
+    mlflow_users: dict[str, str] = Field(default_factory=dict)
     default_mlflow_permission: MlflowPermission = "READ"
     fairness: FairnessConfig
     explanations: ExplanationConfig
+    auto_approval: list[AutoApprovalPolicy] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _users_hold_known_roles(self) -> GovernanceConfig:
@@ -70,7 +85,23 @@ class GovernanceConfig(_Strict):
             unknown = sorted(set(roles) - set(self.roles))
             if unknown:
                 raise ValueError(f"user {user!r} has unknown role(s) {unknown}")
+        for mlflow_user, user in self.mlflow_users.items():
+            if user not in self.users:
+                raise ValueError(f"mlflow_users: {mlflow_user!r} maps to unknown user {user!r}")
+        for policy in self.auto_approval:
+            actions = {
+                a for role in self.users.get(policy.account, []) for a in self.roles[role].actions
+            }
+            if not set(policy.transitions) <= actions:
+                raise ValueError(
+                    f"auto_approval {policy.name!r}: account {policy.account!r} holds no role "
+                    f"that may {', '.join(policy.transitions)}"
+                )
         return self
+
+    def governance_user(self, mlflow_user: str) -> str:
+        """The governance user an MLflow server username acts as."""
+        return self.mlflow_users.get(mlflow_user, mlflow_user)
 
 
 def config_path() -> Path:

@@ -5,6 +5,11 @@ every call; for a single entity that is several times the cost of the lookup its
 see docs/serving.md). :class:`OnlineFeatureReader` resolves the feature service's views once and
 then calls the provider's ``online_read`` per view, which reads the same online store (Feast
 stays the source of truth; nothing is copied). A parity test checks it against the SDK.
+
+A read that fails on a dropped connection (Redis closed an idle one, a failover reset it, SQLite
+was locked) is tried once more, within a time budget (:func:`ml.features.client.retry_once`):
+reads are idempotent. The request path bounds the whole read and runs it off the event loop
+(:class:`ml.serve.service.LoopBatcher`).
 """
 
 from __future__ import annotations
@@ -26,11 +31,19 @@ class _View:
 class OnlineFeatureReader:
     """Reads a feature service's online values for customer ids into a float array."""
 
-    def __init__(self, store: Any, service_name: str, metrics: dict | None = None) -> None:
+    def __init__(
+        self,
+        store: Any,
+        service_name: str,
+        metrics: dict | None = None,
+        retry_budget_s: float = 1.0,
+    ) -> None:
         from ml.features.store import feature_service
 
         service = feature_service(store, service_name)
         self.store = store
+        self.retry_budget_s = retry_budget_s
+        self.retryable = _dropped_connection_errors()
         self.provider = store._get_provider()  # the public SDK has no lower-level read
         self.names: list[str] = []
         self.views: list[_View] = []
@@ -44,7 +57,18 @@ class OnlineFeatureReader:
             self.views.append(_View(view, names, list(range(first, first + len(names)))))
 
     def read(self, customer_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Feature values (NaN where missing) and, per id, whether any view knows the entity."""
+        """Feature values (NaN where missing) and, per id, whether any view knows the entity.
+
+        A dropped connection is retried once if ``retry_budget_s`` has time left.
+        """
+        from ml.features.client import retry_once
+
+        def attempt(_timeout_s: float):  # each attempt is bounded by the store's own timeout
+            return self._read(customer_ids)
+
+        return retry_once(attempt, self.retry_budget_s, self.retryable)
+
+    def _read(self, customer_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
 
@@ -78,3 +102,16 @@ class OnlineFeatureReader:
             if misses and self.missing is not None:
                 self.missing.labels(part.view.name).inc(misses)
         return values, found
+
+
+def _dropped_connection_errors() -> tuple[type[Exception], ...]:
+    """Errors that mean the read did not happen and may be sent again."""
+    import sqlite3
+
+    errors: list[type[Exception]] = [ConnectionError, sqlite3.OperationalError]
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+    except ImportError:  # an install without the Redis online store
+        return tuple(errors)
+    # Not TimeoutError: a store too slow to answer is not asked twice.
+    return (*errors, RedisConnectionError)

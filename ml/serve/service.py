@@ -7,7 +7,10 @@ model (a fresh platform has no champion) ``/readyz`` answers 503 and scoring ans
 predictor's poller picks the model up without a restart. Input validation is BentoML's
 pydantic validation of :mod:`ml.serve.schemas` (400 with the field's location); an unknown
 customer is a 404 naming ``customer_id``; anything unexpected inside the predictor is reported
-as a 500 and counted, so a fuzzing test can prove there are none. Client-visible errors are
+as a 500 and counted, so a fuzzing test can prove there are none. Every error body is an
+:class:`~ml.serve.schemas.ErrorBody`, as ``/docs.json`` (:mod:`ml.serve.openapi`) documents:
+this module answers its own errors itself, because BentoML renders a raised 4xx exception as a
+JSON array and replaces a 5xx exception's message with a generic one. Client-visible errors are
 counted in ``mlops_request_errors_total{variant, code}`` under the variant the router assigns.
 """
 
@@ -17,9 +20,17 @@ import asyncio
 import gc
 
 import bentoml
-from bentoml.exceptions import NotFound, ServiceUnavailable
+from starlette.responses import JSONResponse
 
-from ml.serve.schemas import BatchRequest, BatchResponse, ScoreRequest, ScoreResponse
+from ml.serve.openapi import OpenAPIDocument
+from ml.serve.schemas import (
+    BatchRequest,
+    BatchResponse,
+    ErrorBody,
+    ErrorDetail,
+    ScoreRequest,
+    ScoreResponse,
+)
 
 
 def _settings():
@@ -83,31 +94,33 @@ class CreditRiskService:
         self.predictor.close()
 
     @bentoml.api(route="/predict", input_spec=ScoreRequest, output_spec=ScoreResponse)
-    async def predict(self, **fields) -> ScoreResponse:
+    async def predict(self, **fields) -> ScoreResponse | JSONResponse:
         """Score one loan application (features for ``customer_id`` come from Feast)."""
         request = ScoreRequest.model_construct(**fields)  # already validated by BentoML
         from ml.serve.predictor import NotReady
 
-        self._require_ready()
+        if not self.predictor.ready:
+            return _not_ready(self.predictor.not_ready_reason())
         try:
             answer = await self.batcher.submit(request)
-        except NotReady as error:  # the models were withdrawn while the request waited
-            raise ServiceUnavailable(str(error)) from None
+        except (NotReady, ScoringTimeout) as error:  # models withdrawn, or a stalled store
+            return _not_ready(str(error))
         except Exception:
             self.predictor.count_errors([request.customer_id], "500")
             raise
         if isinstance(answer, LookupError):
             self.predictor.count_errors([request.customer_id], "404")
             msg = f"customer_id {request.customer_id}: not found in the feature store"
-            raise NotFound(msg)
+            return _not_found(msg, [["customer_id"]])
         return ScoreResponse.model_construct(**answer)
 
     @bentoml.api(route="/predict_batch", input_spec=BatchRequest, output_spec=BatchResponse)
-    def predict_batch(self, requests: list[ScoreRequest]) -> BatchResponse:
+    def predict_batch(self, requests: list[ScoreRequest]) -> BatchResponse | JSONResponse:
         """Score up to MAX_BATCH (256) applications in one call."""
         from ml.serve.predictor import NotReady, UnknownCustomer
 
-        self._require_ready()
+        if not self.predictor.ready:
+            return _not_ready(self.predictor.not_ready_reason())
         try:
             answers = self.predictor.predict_many(requests)
         except UnknownCustomer as error:
@@ -116,17 +129,40 @@ class CreditRiskService:
                 f"requests[{i}].customer_id={c}"
                 for i, c in zip(error.positions[:5], error.customer_ids[:5], strict=False)
             )
-            raise NotFound(f"not found in the feature store: {where}") from None
+            locations: list[list[str | int]] = [
+                ["requests", i, "customer_id"] for i in error.positions
+            ]
+            return _not_found(f"not found in the feature store: {where}", locations)
         except NotReady as error:
-            raise ServiceUnavailable(str(error)) from None
+            return _not_ready(str(error))
         except Exception:
             self.predictor.count_errors([r.customer_id for r in requests], "500")
             raise
         return BatchResponse(predictions=[ScoreResponse.model_construct(**a) for a in answers])
 
-    def _require_ready(self) -> None:
-        if not self.predictor.ready:
-            raise ServiceUnavailable(self.predictor.not_ready_reason())
+
+# Serves /docs.json as valid OpenAPI 3.0 with the error bodies below (see ml.serve.openapi).
+# (bentoml.service returns a Service object; its type hints say it returns the class.)
+CreditRiskService.add_asgi_middleware(OpenAPIDocument, service=CreditRiskService)  # type: ignore[attr-defined]
+
+
+def _not_found(message: str, locations: list[list[str | int]]) -> JSONResponse:
+    msg = "not found in the feature store"
+    detail = [ErrorDetail(loc=loc, msg=msg, type="not_found") for loc in locations]
+    return _error(404, ErrorBody(error=message, detail=detail))
+
+
+def _not_ready(reason: str) -> JSONResponse:
+    # The reason is the operator's clue (which variant, why); BentoML would hide it.
+    return _error(503, ErrorBody(error=reason))
+
+
+def _error(status: int, body: ErrorBody) -> JSONResponse:
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status)
+
+
+class ScoringTimeout(TimeoutError):
+    """The batch's feature read and scoring did not finish in time (a stalled store)."""
 
 
 class LoopBatcher:
@@ -136,36 +172,50 @@ class LoopBatcher:
     one model call per variant and one log append, which is where a single request spends its
     CPU (profiled: docs/serving.md). Nothing waits for a batch to fill, so an idle server
     answers a lone request as fast as before; under load, batches grow by themselves.
+
+    A batch is scored in a worker thread, one batch at a time, so the feature read (network I/O
+    to Redis in a cluster) never blocks the event loop; requests that arrive meanwhile form
+    the next batch. A batch not scored within ``timeout_s`` fails with :class:`ScoringTimeout`
+    (its thread finishes in the background; the store's own socket timeout ends it).
     """
 
-    def __init__(self, score_each, max_batch: int = 64) -> None:
+    def __init__(self, score_each, max_batch: int = 64, timeout_s: float = 5.0) -> None:
         self.score_each = score_each
         self.max_batch = max_batch
+        self.timeout_s = timeout_s
         self.pending: list[tuple[object, asyncio.Future]] = []
-        self.scheduled = False
+        self.draining: asyncio.Task | None = None
 
     async def submit(self, request):
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self.pending.append((request, future))
-        if not self.scheduled:
-            self.scheduled = True
-            loop.call_soon(self._flush)
+        if self.draining is None or self.draining.done():
+            self.draining = loop.create_task(self._drain())
         return await future
 
-    def _flush(self) -> None:
-        batch, self.pending = self.pending[: self.max_batch], self.pending[self.max_batch :]
-        self.scheduled = bool(self.pending)
-        if self.scheduled:
-            asyncio.get_running_loop().call_soon(self._flush)
+    async def _drain(self) -> None:
+        while self.pending:
+            batch, self.pending = self.pending[: self.max_batch], self.pending[self.max_batch :]
+            _deliver(batch, await self._score([request for request, _ in batch]))
+
+    async def _score(self, requests: list) -> list:
+        scoring = asyncio.to_thread(self.score_each, requests)
         try:
-            results = self.score_each([request for request, _ in batch])
+            return await asyncio.wait_for(scoring, self.timeout_s)
+        except TimeoutError:
+            why = f"scoring did not finish within {self.timeout_s:g}s: is the online store slow?"
+            error = ScoringTimeout(why)
+            return [error] * len(requests)
         except Exception as error:  # surfaces as a 500 for each request of the batch
-            results = [error] * len(batch)
-        for (_, future), result in zip(batch, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(result, Exception) and not isinstance(result, LookupError):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+            return [error] * len(requests)
+
+
+def _deliver(batch: list[tuple[object, asyncio.Future]], results: list) -> None:
+    for (_, future), result in zip(batch, results, strict=True):
+        if future.done():  # the client went away
+            continue
+        if isinstance(result, Exception) and not isinstance(result, LookupError):
+            future.set_exception(result)
+        else:
+            future.set_result(result)

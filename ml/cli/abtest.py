@@ -1,4 +1,4 @@
-"""`mlops experiment ...`: analyse a live experiment, check the test by simulation."""
+"""`mlops abtest ...`: analyse a live A/B experiment, check the test by simulation."""
 
 from __future__ import annotations
 

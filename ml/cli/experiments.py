@@ -1,0 +1,159 @@
+"""``mlops experiments``: compare runs with significance tests, tune, search runs at scale.
+
+A thin layer over :mod:`ml.experiments`; MLflow is found as by the governance commands (the
+configured tracking server, else the embedded demo's store).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[str], typer.Argument(help="Run ids; the first is the baseline.")],
+    threshold: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="Decision threshold (default: pipeline config)."),
+    ] = None,
+    alpha: Annotated[float, typer.Option(min=0.001, max=0.5, help="Family-wise alpha.")] = 0.05,
+    resamples: Annotated[int, typer.Option(min=200, help="Bootstrap resamples.")] = 2000,
+    out: Annotated[Path | None, typer.Option(help="Report folder.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    log: Annotated[bool, typer.Option(help="Log the report to MLflow.")] = True,
+) -> None:
+    """Test runs against the first on their shared holdout; write and log an HTML report.
+
+    DeLong for ROC AUC, a paired bootstrap for PR AUC, Brier and log loss, McNemar for accuracy
+    at the threshold; Holm's correction over all of them.
+    """
+    from ml.cli.governance import _connect
+    from ml.config import load_pipeline_config
+    from ml.experiments.compare import compare_runs
+    from ml.experiments.report import log_report, write_report
+    from ml.settings import get_settings
+
+    _connect()
+    cutoff = load_pipeline_config().decision_threshold if threshold is None else threshold
+    comparison = compare_runs(runs, cutoff, alpha, resamples)
+    folder = out or get_settings().build / "experiments" / "compare" / "-".join(
+        r[:8] for r in runs
+    )
+    page = write_report(comparison, folder)
+    logged = log_report(comparison, folder) if log else None
+    if as_json:
+        result = {**comparison.to_dict(), "report": str(page), "mlflow_run_id": logged}
+        typer.echo(json.dumps(result, indent=1))
+        return
+    names = {r.run_id: r.name for r in comparison.runs}
+    for pair in comparison.pairs:
+        typer.echo(f"{names[pair.challenger]} vs {names[pair.baseline]}:")
+        for t in pair.tests:
+            verdict = "significant" if t.significant else "not significant"
+            typer.echo(
+                f"  {t.metric:<9} {t.difference:+.4f} [{t.ci_low:+.4f}, {t.ci_high:+.4f}]"
+                f"  p={t.p_value:.4g} holm={t.p_adjusted:.4g}  {verdict} ({t.method})"
+            )
+    typer.echo(f"report: {page}" + (f" (MLflow run {logged})" if logged else ""))
+
+
+@app.command()
+def simulate(
+    simulations: Annotated[int, typer.Option(min=50, help="Simulated holdouts.")] = 1000,
+    holdout_rows: Annotated[int, typer.Option(min=100, help="Rows per holdout.")] = 2000,
+    auc: Annotated[float, typer.Option(min=0.55, max=0.98, help="Baseline AUC.")] = 0.80,
+    difference: Annotated[
+        float, typer.Option(min=0.0, max=0.2, help="True AUC difference (0: false positives).")
+    ] = 0.02,
+    alpha: Annotated[float, typer.Option(min=0.001, max=0.5, help="Significance level.")] = 0.05,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+) -> None:
+    """False-positive rate (difference 0) or DeLong's power (difference > 0), by Monte Carlo."""
+    from ml.experiments.simulate import simulate as run
+
+    result = run(simulations, holdout_rows, auc, difference, alpha, seed=seed)
+    typer.echo(json.dumps(result.to_dict(), indent=1))
+
+
+@app.command()
+def tune(
+    candidate: Annotated[str, typer.Option(help="Candidate name from the pipeline config.")],
+    trials: Annotated[int, typer.Option(min=1, help="Finished trials wanted in the study.")] = 20,
+    from_run: Annotated[
+        str | None,
+        typer.Option(help="Tune on this run's training set (default: the champion's)."),
+    ] = None,
+    storage: Annotated[
+        str | None, typer.Option(help="Optuna storage URL (default: build/experiments).")
+    ] = None,
+    study: Annotated[str | None, typer.Option(help="Study name (default: derived).")] = None,
+) -> None:
+    """Optuna study as nested MLflow runs on a past run's exact training set; resumable."""
+    from ml.cli.governance import _connect
+    from ml.config import load_pipeline_config
+    from ml.experiments.tune import tune as run_tune
+    from ml.experiments.tune_data import training_set_of
+    from ml.features import store as feature_store
+    from ml.settings import get_settings
+
+    _connect()
+    settings = get_settings()
+    source_run, frame, lineage = training_set_of(from_run, settings)
+    folder = settings.build / "experiments"
+    folder.mkdir(parents=True, exist_ok=True)
+    result = run_tune(
+        frame,
+        feature_store.model_features(settings.feature_service),
+        candidate,
+        load_pipeline_config(),
+        lineage,
+        trials,
+        storage or f"sqlite:///{folder / 'optuna.db'}",
+        study,
+    )
+    typer.echo(
+        f"study {result.study_name}: {result.trials_run} trial(s) run now, {result.finished} "
+        f"finished ({result.pruned} pruned); parent run {result.parent_run_id}"
+    )
+    if result.best_run_id:
+        typer.echo(f"best: run {result.best_run_id} inner AUC {result.best_value:.4f} "
+                   f"{result.best_params}")  # fmt: skip
+        typer.echo(f"compare: mlops experiments compare {source_run} {result.best_run_id}")
+
+
+@app.command()
+def search(
+    filter_string: Annotated[
+        str, typer.Argument(help='MLflow filter, e.g. "metrics.roc_auc > 0.8".')
+    ],
+    order_by: Annotated[
+        list[str] | None, typer.Option(help="e.g. 'metrics.roc_auc DESC' (repeatable).")
+    ] = None,
+    max_results: Annotated[int, typer.Option("--max", min=1, help="At most this many.")] = 50,
+    experiment: Annotated[
+        list[str] | None, typer.Option(help="Only these experiments (repeatable).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print runs as JSON.")] = False,
+) -> None:
+    """Search runs across experiments with MLflow's filter language."""
+    from ml.cli.governance import _connect
+    from ml.experiments.search import search_runs
+
+    _connect()
+    runs = search_runs(filter_string, order_by, max_results, experiment)
+    if as_json:
+        typer.echo(json.dumps([r.to_dict() for r in runs], indent=1))
+        return
+    asked = f"{filter_string} {' '.join(order_by or [])}"
+    for r in runs:
+        # The metrics the user filtered or ordered by first, then the others alphabetically.
+        keys = sorted(r.metrics, key=lambda k: (f"metrics.{k}" not in asked, k))[:4]
+        shown = ", ".join(f"{k}={r.metrics[k]:.4g}" for k in keys)
+        typer.echo(f"{r.run_id}  {r.experiment:<16} {r.name:<24} {shown}")
+    typer.echo(f"{len(runs)} run(s)")
