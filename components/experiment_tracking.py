@@ -121,14 +121,14 @@ class ExperimentTracking(pulumi.ComponentResource):
         container = security.container(
             "mlflow",
             args.image,
-            command=["mlflow", "server"],
+            command=list(commands.MLFLOW_SERVER),
             args=[
                 "--host=0.0.0.0",
                 f"--port={PORT}",
                 "--workers=2",
                 "--serve-artifacts",
                 pulumi.Output.concat("--artifacts-destination=", artifacts),
-                "--app-name=basic-auth",
+                f"--app-name={commands.MLFLOW_APP}",  # basic auth + the governance write rule
                 f"--allowed-hosts={','.join(hosts)}",
                 "--expose-prometheus=/tmp/prometheus",
             ],

@@ -34,3 +34,6 @@ MLFLOW_USERS = ("mlops", "governance", "users", "--file", MLFLOW_USERS_PATH)
 # Long-running servers.
 SERVE = ("bentoml", "serve", "ml.serve.service:CreditRiskService", "--host", "0.0.0.0")
 MLFLOW_SERVER = ("mlflow", "server")
+MLFLOW_APP = "mlops-governance"
+"""``mlflow server --app-name``: basic auth plus the governance write rule (pyproject's
+``mlflow.app`` entry point, :mod:`ml.governance.server_app`)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-APP_NAME = "mlops-governance"
+from contract.commands import MLFLOW_APP as APP_NAME  # noqa: F401 (re-exported for tests)
 
 # (route under the API prefix, method) -> the MLflow request message it carries.
 _GOVERNED_ROUTES = {

@@ -138,6 +138,9 @@ def _literal_env(container: Container) -> dict[str, str]:
         (["feast", "apply", "--bogus"], False),
         (["mlflow", "server", "--host=0.0.0.0", "--port=5000"], True),
         (["mlflow", "server", "--bogus"], False),
+        # The governance app is pyproject's mlflow.app entry point; an unknown app fails.
+        (["mlflow", "server", f"--app-name={commands.MLFLOW_APP}"], True),
+        (["mlflow", "server", "--app-name=no-such-app"], False),
         (["bentoml", "serve", "ml.serve.service:CreditRiskService", "--port", "3000"], True),
         (["bentoml", "serve", "ml.serve.service:CreditRiskService", "--bogus"], False),
         (["bentoml", "serve", "ml.serve.service:NoSuchService"], False),

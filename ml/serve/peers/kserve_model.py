@@ -15,6 +15,7 @@ out so the bench does not depend on that image.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import joblib
 import numpy as np
@@ -27,7 +28,7 @@ class ProbabilityModel(Model):
     def __init__(self, name: str, path: str) -> None:
         super().__init__(name)
         self.path = path
-        self.estimator = None
+        self.estimator: Any = None
         self.load()
 
     def load(self) -> bool:
