@@ -8,6 +8,8 @@ process, to keep the suite fast) and Feast's embedded SQLite online store.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import mlflow
@@ -37,6 +39,43 @@ def fresh_settings():
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+@contextmanager
+def mlflow_pointed_at(uri: str | None) -> Iterator[None]:
+    """MLflow's process-wide tracking and registry URIs at ``uri`` (None: leave them), and the
+    URIs and active experiment a fixture or test found put back on exit.
+
+    MLflow keeps them in globals (and ``MLFLOW_TRACKING_URI``); a module that moves them and
+    does not put them back sends the next module's runs to its store (seen: the session's
+    trained platform "not found" when test modules ran in another order).
+    """
+    from mlflow.tracking import fluent
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    found = tracking_utils._tracking_uri, registry_utils._registry_uri
+    experiment = fluent._active_experiment_id
+    if uri is not None:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        tracking_utils.set_tracking_uri(found[0])
+        registry_utils.set_registry_uri(found[1])
+        fluent._active_experiment_id = experiment
+
+
+@pytest.fixture(autouse=True)
+def mlflow_uris_restored(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test gets MLflow's global URIs back as it found them; one that uses the trained
+    platform finds them pointed at it, whatever ran before."""
+    uri = None
+    if "trained_platform" in request.fixturenames:
+        uri = request.getfixturevalue("trained_platform").tracking_uri
+    with mlflow_pointed_at(uri):
+        yield
 
 
 @dataclass(frozen=True)

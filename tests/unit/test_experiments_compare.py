@@ -16,6 +16,7 @@ from ml.errors import UserError
 from ml.experiments.compare import COMPARISONS_EXPERIMENT, compare_runs
 from ml.lineage import Lineage
 from ml.train import LABEL, ROW_ID, log_holdout_predictions
+from tests.conftest import mlflow_pointed_at
 
 ROWS = 400
 
@@ -38,9 +39,9 @@ def log_run(name: str, training_set: str, separation: float, seed: int, rows=ROW
 
 @pytest.fixture(scope="module")
 def store(mlflow_sqlite_uri):
-    mlflow.set_tracking_uri(mlflow_sqlite_uri)
-    mlflow.set_experiment("compare-tests")
-    return mlflow_sqlite_uri
+    with mlflow_pointed_at(mlflow_sqlite_uri):
+        mlflow.set_experiment("compare-tests")
+        yield mlflow_sqlite_uri
 
 
 @pytest.fixture

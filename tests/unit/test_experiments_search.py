@@ -8,19 +8,20 @@ import pytest
 from ml.errors import UserError
 from ml.experiments import search as search_module
 from ml.experiments.search import search_runs
+from tests.conftest import mlflow_pointed_at
 
 EXPERIMENT = "search-tests"
 
 
 @pytest.fixture(scope="module")
 def logged(mlflow_sqlite_uri):
-    mlflow.set_tracking_uri(mlflow_sqlite_uri)
-    mlflow.set_experiment(EXPERIMENT)
-    for i in range(6):
-        kind = "random_forest" if i % 2 else "logistic_regression"
-        with mlflow.start_run(run_name=f"run-{i}", tags={"candidate": kind}):
-            mlflow.log_params({"kind": kind})
-            mlflow.log_metric("roc_auc", 0.70 + i / 100)
+    with mlflow_pointed_at(mlflow_sqlite_uri):
+        mlflow.set_experiment(EXPERIMENT)
+        for i in range(6):
+            kind = "random_forest" if i % 2 else "logistic_regression"
+            with mlflow.start_run(run_name=f"run-{i}", tags={"candidate": kind}):
+                mlflow.log_params({"kind": kind})
+                mlflow.log_metric("roc_auc", 0.70 + i / 100)
 
 
 @pytest.fixture
