@@ -55,7 +55,8 @@ down: bootstrap ## Stop exactly what `make up` started
 .PHONY: test
 test: bootstrap test-tools ## Run the test suite (starts PostgreSQL/Redis on loopback when installed)
 	@bash scripts/services.sh start || echo "services: not started; integration tests will skip (run 'make services')"
-	@$(RUN) pytest --ignore=tests/auth_server $(PYTEST_ARGS); status=$$?; bash scripts/services.sh stop || true; exit $$status
+	@status=0; $(RUN) pytest --ignore=tests/auth_server $(PYTEST_ARGS) || status=$$?; \
+	bash scripts/services.sh stop || true; exit $$status  # stopped after a failure too (the shell runs with -e)
 
 .PHONY: test-auth
 test-auth: bootstrap ## Governance against a real authenticating MLflow server (~1-2 min to start)
