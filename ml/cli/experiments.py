@@ -1,4 +1,5 @@
-"""``mlops experiments``: compare runs with significance tests, tune, search runs at scale.
+"""``mlops experiments``: compare runs with significance tests, tune, search runs at scale,
+reproduce a run.
 
 A thin layer over :mod:`ml.experiments`; MLflow is found as by the governance commands (the
 configured tracking server, else the embedded demo's store).
@@ -157,3 +158,48 @@ def search(
         shown = ", ".join(f"{k}={r.metrics[k]:.4g}" for k in keys)
         typer.echo(f"{r.run_id}  {r.experiment:<16} {r.name:<24} {shown}")
     typer.echo(f"{len(runs)} run(s)")
+
+
+@app.command()
+def reproduce(
+    run_id: Annotated[str, typer.Argument(help="A run trained by `mlops pipeline train`.")],
+    strict_env: Annotated[
+        bool, typer.Option("--strict-env", help="Refuse when the environment differs.")
+    ] = False,
+    archive: Annotated[
+        Path | None, typer.Option(help="Snapshot archive (default: <build>/demo/data/snapshots).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Retrain a run from its manifest with its parameters and seed; compare; record the result.
+
+    Exit code 0 when metrics and holdout predictions are equal (bitwise in the run's
+    environment, within a stated tolerance otherwise), 1 when they differ, 2 for bad input.
+    """
+    from ml.cli.governance import _connect
+    from ml.experiments.reproduce import reproduce as run_reproduce
+    from ml.progress import Stages
+    from ml.settings import get_settings
+
+    _connect()
+    result = run_reproduce(
+        run_id, get_settings(), strict_env=strict_env, archive_dir=archive, stages=Stages(total=4)
+    )
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=1))
+    else:
+        typer.echo(f"{'metric':<14} {'original':<20} {'reproduced':<20} equal")
+        for m in result.metrics:
+            equal = "yes" if m.equal else "NO"
+            typer.echo(f"{m.name:<14} {m.original!r:<20} {m.reproduced!r:<20} {equal}")
+        typer.echo(f"predictions: {result.predictions.summary()}")
+        typer.echo(f"  tolerance: {result.predictions.tolerance_reason}")
+        typer.echo(f"environment: {result.environment.summary()}")
+        for note in result.notes:
+            typer.echo(f"note: {note}")
+        typer.echo(
+            f"verdict: {result.verdict} (run {result.reproduction_run_id} reproduces "
+            f"{result.original_run_id})"
+        )
+    if not result.reproduced:
+        raise typer.Exit(1)

@@ -96,19 +96,25 @@ def compare_runs(
     return Comparison(runs, pairs, threshold, alpha, labels, scores)
 
 
-def load_holdout(run_id: str) -> RunHoldout:
-    """A run's training-set hash and holdout predictions, or a one-line reason why not."""
-    import mlflow
+def get_run(run_id: str):
+    """The MLflow run ``run_id``, or a one-line reason why not."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     try:
-        run = MlflowClient().get_run(run_id)
+        return MlflowClient().get_run(run_id)
     except MlflowException as error:
         raise UserError(
             f"no run {run_id}: {error.message.splitlines()[0]}",
             "check the run id and MLOPS_MLFLOW_TRACKING_URI",
         ) from None
+
+
+def load_holdout(run_id: str) -> RunHoldout:
+    """A run's training-set hash and holdout predictions, or a one-line reason why not."""
+    import mlflow
+
+    run = get_run(run_id)
     sha = training_set_hash(run)
     if sha is None:
         raise UserError(
