@@ -46,6 +46,8 @@ REVIEW_TAG = "governance.review_requested_by"
 CARD_TAG = "governance.model_card"
 FAIRNESS_TAG = "governance.fairness_gate"
 AUDIT_HASH_TAG = "governance.audit_hash"
+APPROVED_BY_TAG, APPROVED_AT_TAG = "governance.approved_by", "governance.approved_at"
+APPROVAL_TAGS = frozenset({APPROVED_BY_TAG, APPROVED_AT_TAG})
 
 CANDIDATE, APPROVED, PRODUCTION, REJECTED = "candidate", "approved", "production", "rejected"
 STATUSES = (CANDIDATE, APPROVED, PRODUCTION, REJECTED)
@@ -117,7 +119,7 @@ def approve(
     details = {"comment": comment, "automatic": automatic or False}
     return _transition(
         model_name, version, "approve", user, role, (CANDIDATE,), APPROVED,
-        {"governance.approved_by": user, "governance.approved_at": _now()},
+        {APPROVED_BY_TAG: user, APPROVED_AT_TAG: _now()},
         details, audit_path, config,
     )  # fmt: skip
 
@@ -305,7 +307,7 @@ def status(model_name: str) -> list[VersionStatus]:
             version=str(v.version),
             status=v.tags.get(STATUS_TAG, "-"),
             owner=v.tags.get(OWNER_TAG, "-"),
-            approved_by=v.tags.get("governance.approved_by", "-"),
+            approved_by=v.tags.get(APPROVED_BY_TAG, "-"),
             aliases=sorted(aliases.get(str(v.version), [])),
             fairness_gate=v.tags.get(FAIRNESS_TAG, "-"),
             model_card=v.tags.get(CARD_TAG, "-"),

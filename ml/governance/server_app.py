@@ -62,9 +62,12 @@ def check_governed_write():
     config = load_governance_config()
     user = getattr(g, "mlflow_authenticated_user", None)
     user = config.governance_user(user) if user else None
-    for what, actions in _writes(message_name):
+    message = _message(message_name)
+    for what, actions in _writes(message_name, message):
         if user is None or not may_write(config, user, actions):
             return _forbidden(user, what, actions)
+    if _approves_own_version(message_name, message, user):
+        return _refused(f"governance: {user!r} may not approve a version they registered")
     return None
 
 
@@ -73,14 +76,18 @@ def _governed_message(path: str, method: str) -> str | None:
     return _GOVERNED_ROUTES.get((match.group(1), method)) if match else None
 
 
-def _writes(message_name: str) -> Iterator[tuple[str, frozenset[str]]]:
-    """(what is written, the actions that may write it) for each governed write in the request."""
+def _message(message_name: str):
+    """The request's MLflow message, parsed as the handler will parse it."""
     from mlflow.protos import model_registry_pb2
     from mlflow.server.handlers import _get_request_message
 
+    return _get_request_message(getattr(model_registry_pb2, message_name)())
+
+
+def _writes(message_name: str, message) -> Iterator[tuple[str, frozenset[str]]]:
+    """(what is written, the actions that may write it) for each governed write in the request."""
     from ml.governance.writes import actions_moving_alias, actions_writing_tag
 
-    message = _get_request_message(getattr(model_registry_pb2, message_name)())
     if message_name == "SetModelVersionTag":
         tags = [(message.key, message.value)]
     elif message_name == "DeleteModelVersionTag":
@@ -96,9 +103,32 @@ def _writes(message_name: str) -> Iterator[tuple[str, frozenset[str]]]:
             yield f"tag {key}={value}" if value is not None else f"tag {key}", actions
 
 
-def _forbidden(user: str | None, what: str, actions: frozenset[str]):
-    from flask import jsonify
+def _approves_own_version(message_name: str, message, user: str | None) -> bool:
+    """Whether the request approves a version ``user`` owns (separation of duties).
 
+    Approving writes ``governance.status=approved`` on a version not yet approved, or the
+    ``approved_by``/``approved_at`` tags; a release re-writes ``approved`` on an approved version
+    and a rollback on the production one, which are not approvals. Creating a version with the
+    approval in its tags is approving one's own version.
+    """
+    from ml.governance.approvals import APPROVAL_TAGS, APPROVED, OWNER_TAG, PRODUCTION, STATUS_TAG
+
+    def approves(key: str, value: str | None) -> bool:
+        return key in APPROVAL_TAGS or (key == STATUS_TAG and value == APPROVED)
+
+    if message_name == "CreateModelVersion":
+        return any(approves(tag.key, tag.value) for tag in message.tags)
+    if message_name != "SetModelVersionTag" or not approves(message.key, message.value):
+        return False
+    from mlflow.server.handlers import _get_model_registry_store
+
+    tags = _get_model_registry_store().get_model_version(message.name, message.version).tags
+    if message.key == STATUS_TAG and tags.get(STATUS_TAG) in (APPROVED, PRODUCTION):
+        return False
+    return tags.get(OWNER_TAG) == user
+
+
+def _forbidden(user: str | None, what: str, actions: frozenset[str]):
     from ml.governance.approvals import roles_allowed
     from ml.governance.config import load_governance_config
 
@@ -110,7 +140,12 @@ def _forbidden(user: str | None, what: str, actions: frozenset[str]):
         if actions
         else "nobody may write it (not a tag the approval workflow writes)"
     )
-    message = f"governance: {user!r} may not write {what}: {needs}"
+    return _refused(f"governance: {user!r} may not write {what}: {needs}")
+
+
+def _refused(message: str):
+    from flask import jsonify
+
     response = jsonify({"error_code": "PERMISSION_DENIED", "message": message})
     response.status_code = 403
     return response

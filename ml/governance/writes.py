@@ -13,6 +13,7 @@ from typing import get_args
 
 from ml import registry
 from ml.governance.approvals import (
+    APPROVAL_TAGS,
     APPROVED,
     AUDIT_HASH_TAG,
     CANDIDATE,
@@ -41,8 +42,7 @@ _STATUS_WRITERS = {
 _TAG_WRITERS = {
     OWNER_TAG: frozenset({"register"}),
     REVIEW_TAG: frozenset({"request"}),
-    "governance.approved_by": frozenset({"approve"}),
-    "governance.approved_at": frozenset({"approve"}),
+    **dict.fromkeys(APPROVAL_TAGS, frozenset({"approve"})),
     "governance.rejected_by": frozenset({"reject"}),
     "governance.reason": frozenset({"reject", "rollback"}),
     "governance.promoted_by": frozenset({"promote"}),

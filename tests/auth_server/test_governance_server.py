@@ -72,6 +72,31 @@ def test_the_champion_alias_moves_only_for_a_release_manager(server, as_user):
     assert admin.status_code == 403  # admin of the server, not a role in governance.yaml
 
 
+def test_nobody_approves_a_version_they_registered_even_with_the_reviewer_role(
+    server, as_user, tmp_path
+):
+    uri, _ = server
+    log = tmp_path / "audit.jsonl"
+    dave = as_user("dave")  # data scientist and reviewer
+    first = MlflowClient().get_model_version(MODEL, "1")
+    version = MlflowClient().create_model_version(MODEL, first.source, first.run_id).version
+    approvals.register_candidate(MODEL, version, user=None, role="data_scientist", audit_path=log)
+    approvals.request_review(MODEL, version, user=None, role="data_scientist", audit_path=log)
+
+    own = "may not approve a version they registered"
+    for key, value in [(approvals.STATUS_TAG, "approved"), (approvals.APPROVED_BY_TAG, "dave")]:
+        body = {"name": MODEL, "version": version, "key": key, "value": value}
+        response = HTTP.post(f"{uri}/api/2.0/mlflow/model-versions/set-tag", json=body, auth=dave)
+        assert response.status_code == 403 and own in response.text, response.text
+    with pytest.raises(MlflowException, match=own):
+        MlflowClient().set_model_version_tag(MODEL, version, approvals.STATUS_TAG, "approved")
+    assert _status(uri, version) == approvals.CANDIDATE
+
+    as_user("bob")  # another reviewer may
+    approvals.approve(MODEL, version, user=None, role="reviewer", comment="ok", audit_path=log)
+    assert _status(uri, version) == approvals.APPROVED
+
+
 def _refused_by_our_cli(log) -> None:
     from typer.testing import CliRunner
 
@@ -115,10 +140,10 @@ def _raw_approval_attempts(uri, auth) -> list[httpx.Response]:
     ]
 
 
-def _status(uri) -> str:
+def _status(uri, version: str = "1") -> str:
     response = HTTP.get(
         f"{uri}/api/2.0/mlflow/model-versions/get",
-        params={"name": MODEL, "version": "1"},
+        params={"name": MODEL, "version": version},
         auth=ADMIN,
     )
     tags = {t["key"]: t["value"] for t in response.json()["model_version"].get("tags", [])}
