@@ -70,7 +70,7 @@ class EmbeddedPlatform:
     @classmethod
     def start(cls, settings: Settings, free_port) -> EmbeddedPlatform:
         """Launch both servers; :meth:`wait_ready` blocks until they answer."""
-        home = settings.demo_dir / "platform"
+        home = platform_home(settings)
         home.mkdir(parents=True, exist_ok=True)
         platform = cls(settings, home, MlflowServer(settings.mlflow_dir, settings.mlflow_port))
         platform.mlflow.start()
@@ -119,11 +119,11 @@ class EmbeddedPlatform:
     @property
     def step_build_dir(self) -> Path:
         """The steps' local disk (``/tmp/mlops`` in a pod): cards, logs, snapshots."""
-        return self.home / "local"
+        return step_settings(self.settings).build_dir
 
     def step_settings(self) -> Settings:
         """The settings a step's process reads (its build folder is the steps' local disk)."""
-        return self.settings.model_copy(update={"build_dir": self.step_build_dir})
+        return step_settings(self.settings)
 
     def env(self) -> dict[str, str]:
         """The variables the platform gives every first-party pod, pointed at these services."""
@@ -239,3 +239,14 @@ class EmbeddedPlatform:
             )
         )
         self.step_build_dir.mkdir(parents=True, exist_ok=True)
+
+
+def platform_home(settings: Settings) -> Path:
+    """Where the embedded platform of ``settings``' build keeps its state."""
+    return settings.demo_dir / "platform"
+
+
+def step_settings(settings: Settings) -> Settings:
+    """The settings the embedded platform's steps run with: their build folder is its local disk
+    (so what the demo's `mlops pipeline train`/`retrain` archive is there, as on a pod's)."""
+    return settings.model_copy(update={"build_dir": platform_home(settings) / "local"})

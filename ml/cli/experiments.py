@@ -167,7 +167,8 @@ def reproduce(
         bool, typer.Option("--strict-env", help="Refuse when the environment differs.")
     ] = False,
     archive: Annotated[
-        Path | None, typer.Option(help="Snapshot archive (default: <build>/demo/data/snapshots).")
+        Path | None,
+        typer.Option(help="Snapshot archive (default: the build's, else the embedded platform's)"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:

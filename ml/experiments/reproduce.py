@@ -232,7 +232,7 @@ def reproduce(
             from the recorded one, or a split that no longer gives the run's row counts.
     """
     from ml.config import load_pipeline_config
-    from ml.features.rebuild import rebuild_training_set
+    from ml.features.rebuild import archive_holding, rebuild_training_set, snapshot_archives
 
     config = config or load_pipeline_config()
 
@@ -249,9 +249,8 @@ def reproduce(
             "`uv sync --frozen` at the run's commit, or drop --strict-env",
         )
     with stage("training set", "rebuilding the training set from its manifest"):
-        rebuilt = rebuild_training_set(
-            recorded.manifest, archive_dir or settings.data_dir / "snapshots"
-        )
+        archive = archive_dir or archive_holding(recorded.manifest, snapshot_archives(settings))
+        rebuilt = rebuild_training_set(recorded.manifest, archive)
     if rebuilt.sha256 != lineage.training_set_sha256:
         raise UserError(
             f"the rebuilt training set of run {run_id} has sha256 {rebuilt.sha256}, the run was "

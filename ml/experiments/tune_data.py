@@ -26,7 +26,7 @@ def training_set_of(run_id: str | None, settings: Settings) -> tuple[str, pd.Dat
 
     from ml import registry
     from ml.features.lineage import run_manifest
-    from ml.features.rebuild import rebuild_training_set
+    from ml.features.rebuild import archive_holding, rebuild_training_set, snapshot_archives
 
     if run_id is None:
         champion = registry.alias_version(settings.model_name, registry.CHAMPION)
@@ -39,7 +39,8 @@ def training_set_of(run_id: str | None, settings: Settings) -> tuple[str, pd.Dat
     manifest = run_manifest(run_id)
     if manifest is None:
         raise UserError(f"run {run_id} has no training-set manifest", "pick a pipeline run")
-    rebuilt = rebuild_training_set(manifest, settings.data_dir / "snapshots")
+    archive = archive_holding(manifest, snapshot_archives(settings))
+    rebuilt = rebuild_training_set(manifest, archive)
     if not rebuilt.matches:
         raise UserError(
             f"the rebuilt training set of run {run_id} differs from the recorded one",

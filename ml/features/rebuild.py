@@ -36,6 +36,24 @@ class Rebuilt:
         return self.sha256 == self.manifest.training_set_sha256
 
 
+def snapshot_archives(settings) -> list[Path]:
+    """The archives a manifest's inputs may be in on this machine: the build's own, then the
+    embedded platform's steps' (the demo trains there, as a pod would on its own disk)."""
+    from ml.embedded import step_settings
+
+    return [settings.data_dir / "snapshots", step_settings(settings).data_dir / "snapshots"]
+
+
+def archive_holding(manifest: TrainingSetManifest, archives: list[Path]) -> Path:
+    """The first of ``archives`` holding every input of ``manifest`` (else the first, so the
+    error names what is missing where the user would look)."""
+    needed = [*manifest.source_sha256.values(), manifest.entity_df_sha256]
+    for archive in archives:
+        if all((archive / f"{sha}.parquet").exists() for sha in needed):
+            return archive
+    return archives[0]
+
+
 def rebuild_training_set(
     manifest: TrainingSetManifest, archive_dir: Path, work_dir: Path | None = None
 ) -> Rebuilt:
