@@ -260,10 +260,15 @@ def _payloads(settings: Settings, customers: int) -> dict[str, list[str]]:
 
 
 def _known_customers(settings: Settings, reader, n: int) -> list[int]:
-    import pandas as pd
+    """``n`` customers spread over the demo's population that the online store knows.
 
-    profile = settings.feature_repo_dir / "data" / "customer_profile.parquet"
-    ids = sorted(pd.read_parquet(profile, columns=["customer_id"])["customer_id"].unique())
+    The demo's customers are its generator's (same size and seed); the offline tables may live
+    in an object store that is gone after the demo, the online store stays on disk.
+    """
+    from ml.data import generate
+
+    customers = generate(settings.n_customers, settings.seed, settings.history_days).customers
+    ids = sorted(customers["customer_id"].unique())
     ids = [int(i) for i in ids[:: max(1, len(ids) // n)]][:n]
     _, found = reader.read(ids)
     return [c for c, ok in zip(ids, found, strict=True) if ok]
