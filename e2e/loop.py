@@ -427,6 +427,33 @@ def step_publish_site(cluster, state: LoopState) -> None:
             raise LoopError(f"no {layout.SITE_PREFIX}index.html in the reports bucket")
 
 
+def step_status(cluster, state: LoopState) -> None:
+    """`mlops status` against the cluster shows what the loop did: the champion, the drift
+    verdict the monitor wrote to the reports bucket, the retraining decision on the registry."""
+    from ml import status
+    from ml.settings import get_settings
+
+    with cluster.host_mlflow(), cluster.host_s3():
+        get_settings.cache_clear()  # the buckets and URIs of this context, not the host's
+        try:
+            seen = status.collect(get_settings(), {})
+        finally:
+            get_settings.cache_clear()
+    production = [v["version"] for v in seen["versions"] if v["status"] == "production"]
+    missing = [
+        what
+        for what, ok in (
+            ("a champion in production", seen["champion"] in production),
+            ("the drift verdict (drift detected)", (seen["drift"] or {}).get("drift_detected")),
+            ("the retraining decision", seen["retraining"] is not None),
+        )
+        if not ok
+    ]
+    state.notes["status"] = {k: seen[k] for k in ("champion", "drift", "retraining")}
+    if missing:
+        raise LoopError(f"mlops status against the cluster lacks {', '.join(missing)}: {seen}")
+
+
 def step_logs_complete(cluster, state: LoopState) -> None:
     """After a clean shutdown every answered prediction is in the object store."""
     cluster.stop("serving", timeout_s=60)
@@ -472,6 +499,7 @@ STEPS: tuple[tuple[str, Callable[[Any, LoopState], None]], ...] = (
     ("promote_without_restart", step_promote_retrained),
     ("alerts_fired", step_alerts),
     ("publish_site", step_publish_site),
+    ("status_sees_the_loop", step_status),
     ("logs_complete_after_shutdown", step_logs_complete),
 )
 

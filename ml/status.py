@@ -64,7 +64,12 @@ def _drift(settings: Settings) -> dict[str, Any] | None:
 
 
 def _retraining(settings: Settings) -> dict[str, Any] | None:
-    decision = _from_file(settings.demo_dir / "steps" / "retrain.json")
+    from ml.objectstore import configured
+
+    # Against a cluster (its buckets configured) the registry is the record, never a local
+    # demo's leftover file.
+    embedded = not configured("reports")
+    decision = _from_file(settings.demo_dir / "steps" / "retrain.json") if embedded else None
     if decision is None:
         return _retraining_from_registry(settings.model_name)
     return {
