@@ -66,9 +66,8 @@ def check_governed_write():
     for what, actions in _writes(message_name, message):
         if user is None or not may_write(config, user, actions):
             return _forbidden(user, what, actions)
-    if _approves_own_version(message_name, message, user):
-        return _refused(f"governance: {user!r} may not approve a version they registered")
-    return None
+    refusal = _approval_refusal(message_name, message, user)
+    return None if refusal is None else _refused(f"governance: {refusal}")
 
 
 def _governed_message(path: str, method: str) -> str | None:
@@ -103,29 +102,43 @@ def _writes(message_name: str, message) -> Iterator[tuple[str, frozenset[str]]]:
             yield f"tag {key}={value}" if value is not None else f"tag {key}", actions
 
 
-def _approves_own_version(message_name: str, message, user: str | None) -> bool:
-    """Whether the request approves a version ``user`` owns (separation of duties).
+def _approval_refusal(message_name: str, message, user: str | None) -> str | None:
+    """Why the request may not approve a version; None when it approves nothing or may.
 
     Approving writes ``governance.status=approved`` on a version not yet approved, or the
     ``approved_by``/``approved_at`` tags; a release re-writes ``approved`` on an approved version
-    and a rollback on the production one, which are not approvals. Creating a version with the
-    approval in its tags is approving one's own version.
+    and a rollback on the production one, which are not approvals. The rules: never one's own
+    version (separation of duties), only after a review was requested, never at creation.
     """
-    from ml.governance.approvals import APPROVAL_TAGS, APPROVED, OWNER_TAG, PRODUCTION, STATUS_TAG
+    from ml.governance.approvals import (
+        APPROVAL_TAGS,
+        APPROVED,
+        OWNER_TAG,
+        PRODUCTION,
+        REVIEW_TAG,
+        STATUS_TAG,
+    )
 
     def approves(key: str, value: str | None) -> bool:
         return key in APPROVAL_TAGS or (key == STATUS_TAG and value == APPROVED)
 
     if message_name == "CreateModelVersion":
-        return any(approves(tag.key, tag.value) for tag in message.tags)
+        if any(approves(tag.key, tag.value) for tag in message.tags):
+            return "a version is approved after its review, never created approved"
+        return None
     if message_name != "SetModelVersionTag" or not approves(message.key, message.value):
-        return False
+        return None
     from mlflow.server.handlers import _get_model_registry_store
 
     tags = _get_model_registry_store().get_model_version(message.name, message.version).tags
     if message.key == STATUS_TAG and tags.get(STATUS_TAG) in (APPROVED, PRODUCTION):
-        return False
-    return tags.get(OWNER_TAG) == user
+        return None
+    if tags.get(OWNER_TAG) == user:
+        return f"{user!r} may not approve a version they registered"
+    if REVIEW_TAG not in tags:
+        ask = "mlops governance request"
+        return f"nobody requested a review of version {message.version} ({ask})"
+    return None
 
 
 def _forbidden(user: str | None, what: str, actions: frozenset[str]):

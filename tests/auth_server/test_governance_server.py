@@ -97,6 +97,22 @@ def test_nobody_approves_a_version_they_registered_even_with_the_reviewer_role(
     assert _status(uri, version) == approvals.APPROVED
 
 
+def test_a_version_nobody_asked_to_review_cannot_be_approved(server, as_user, tmp_path):
+    uri, _ = server
+    as_user("alice")  # registers a version and does not ask for its review
+    first = MlflowClient().get_model_version(MODEL, "1")
+    version = MlflowClient().create_model_version(MODEL, first.source, first.run_id).version
+    approvals.register_candidate(
+        MODEL, version, user=None, role="data_scientist", audit_path=tmp_path / "audit.jsonl"
+    )
+    body = {"name": MODEL, "version": version, "key": approvals.STATUS_TAG, "value": "approved"}
+    response = HTTP.post(
+        f"{uri}/api/2.0/mlflow/model-versions/set-tag", json=body, auth=as_user("bob")
+    )
+    assert response.status_code == 403 and "nobody requested a review" in response.text
+    assert _status(uri, version) == approvals.CANDIDATE
+
+
 def _refused_by_our_cli(log) -> None:
     from typer.testing import CliRunner
 
