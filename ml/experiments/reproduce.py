@@ -22,7 +22,6 @@ tracking server lets the caller tag it.
 from __future__ import annotations
 
 import ast
-import re
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -52,7 +51,6 @@ CROSS_ENVIRONMENT_TOLERANCE = 1e-9
 # Params ``ml.train`` logs next to the candidate's own parameters.
 TRAINING_PARAMS = ("kind", "features", "train_rows", "holdout_rows")
 _ONLY_PIPELINE_RUNS = "only runs trained by `mlops pipeline train` (or the demo) can be reproduced"
-_PINNED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^;\s]+)")
 
 
 @dataclass(frozen=True)
@@ -417,10 +415,19 @@ def model_requirements(run_id: str) -> dict[str, str]:
         )
     except Exception:  # MLflow raises several types for a missing artifact
         return {}
+    from packaging.requirements import InvalidRequirement, Requirement
+
     pinned = {}
     for line in Path(path).read_text().splitlines():
-        if match := _PINNED.match(line.strip()):
-            pinned[match.group(1)] = match.group(2)
+        try:
+            requirement = Requirement(line.strip())
+        except InvalidRequirement:  # a comment, an option line, a blank line
+            continue
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue  # for another Python or platform (`uv export` writes the whole lock)
+        pins = [spec.version for spec in requirement.specifier if spec.operator == "=="]
+        if len(pins) == 1:
+            pinned[requirement.name] = pins[0]
     return pinned
 
 
