@@ -12,6 +12,7 @@ import io
 import os
 import re
 import shutil
+import warnings
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -205,7 +206,12 @@ def training_set(store: FeatureStore, entity_df: pd.DataFrame, service_name: str
     """
     service = feature_service(store, service_name)
     entity = entity_df.reset_index(drop=True)
-    parts = [_join_view(store, entity, refs) for refs in _refs_by_view(service)]
+    with warnings.catch_warnings():
+        # Feast's file offline store turns the entity timestamps' min and max into datetimes
+        # to bound its read, and pandas warns that their nanoseconds go: Feast's business, not
+        # the user's (it printed into every training and rebuild's progress output).
+        warnings.filterwarnings("ignore", "Discarding nonzero nanoseconds", UserWarning)
+        parts = [_join_view(store, entity, refs) for refs in _refs_by_view(service)]
     frame = pd.concat([entity, *parts], axis=1)
     key = "application_id" if "application_id" in frame else "event_timestamp"
     return frame.sort_values(key, kind="stable").reset_index(drop=True)
