@@ -80,21 +80,25 @@ def _champion_on_holdout(model_name, training_set, features, config) -> dict[str
     return classification_metrics(holdout[LABEL], score, config.decision_threshold)
 
 
-def _record(
-    decision: RetrainDecision, settings: Settings, action: str = "retrain-decision"
-) -> RetrainDecision:
+# The decision's audit action and its tags on the version it concerns (`mlops status` reads them).
+DECISION_ACTION = "retrain-decision"
+DECISION_REASON_TAG = f"{DECISION_ACTION}.reason"
+DECISION_PROMOTED_TAG = f"{DECISION_ACTION}.promoted"
+
+
+def _record(decision: RetrainDecision, settings: Settings) -> RetrainDecision:
     model_name = settings.model_name
     version = decision.new_version or decision.champion_after or decision.champion_before
     if version is not None:
         client = MlflowClient()
+        reason = decision.reason[:4000]
+        client.set_model_version_tag(model_name, version, DECISION_REASON_TAG, reason)
         client.set_model_version_tag(
-            model_name, version, f"{action}.reason", decision.reason[:4000]
-        )
-        client.set_model_version_tag(
-            model_name, version, f"{action}.promoted", str(decision.promoted)
+            model_name, version, DECISION_PROMOTED_TAG, str(decision.promoted)
         )
     subject = audit.model_subject(model_name, version or "none")
-    audit.append(action, subject, ACTOR, _jsonable(decision.to_dict()), path=settings.audit_log)
+    details = _jsonable(decision.to_dict())
+    audit.append(DECISION_ACTION, subject, ACTOR, details, path=settings.audit_log)
     return decision
 
 

@@ -84,17 +84,18 @@ def _retraining_from_registry(model_name: str) -> dict[str, Any] | None:
     from mlflow import MlflowClient
 
     from ml.errors import UserError
+    from ml.retrain import DECISION_REASON_TAG
 
     try:
         versions = MlflowClient().search_model_versions(f"name = '{model_name}'")
     except Exception as error:  # an unreachable server is shown in services, not raised here
         raise UserError(f"cannot read the registry: {error}", "check the MLflow URI") from None
-    tagged = [v for v in versions if "retrain-decision.reason" in v.tags]
+    tagged = [v for v in versions if DECISION_REASON_TAG in v.tags]
     if not tagged:
         return None
     latest = max(tagged, key=lambda v: v.last_updated_timestamp or 0)
     return {
-        "reason": latest.tags["retrain-decision.reason"],
+        "reason": latest.tags[DECISION_REASON_TAG],
         "version": str(latest.version),
         "time": _iso((latest.last_updated_timestamp or 0) / 1000),
     }
