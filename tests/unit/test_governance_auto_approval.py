@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mlflow
 import pytest
 from mlflow import MlflowClient
 
@@ -11,6 +10,7 @@ from ml.governance import approvals, audit
 from ml.governance.auto_approval import auto_approve
 from ml.governance.config import load_governance_config
 from ml.governance.identity import SELF_DECLARED
+from tests.conftest import mlflow_pointed_at
 
 POLICY = {
     "name": "documented-and-fair",
@@ -23,23 +23,18 @@ POLICY = {
 @pytest.fixture
 def candidate(tmp_path):
     """(model, version, audit log) of a reviewed candidate on a throwaway local registry."""
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    client = MlflowClient()
-    run = client.create_run(client.create_experiment("auto"))
-    client.create_registered_model("credit-risk")
-    version = client.create_model_version(
-        "credit-risk", f"runs:/{run.info.run_id}/model", run.info.run_id
-    ).version
-    log = tmp_path / "audit.jsonl"
-    for step in (approvals.register_candidate, approvals.request_review):
-        step("credit-risk", version, user="alice", role="data_scientist", audit_path=log)
-    client.set_model_version_tag("credit-risk", version, approvals.CARD_TAG, "runs:/x/card.md")
-    yield "credit-risk", str(version), log
-    mlflow.set_tracking_uri(previous[0])
-    mlflow.set_registry_uri(previous[1])
+    with mlflow_pointed_at(f"sqlite:///{tmp_path / 'mlflow.db'}"):
+        client = MlflowClient()
+        run = client.create_run(client.create_experiment("auto"))
+        client.create_registered_model("credit-risk")
+        version = client.create_model_version(
+            "credit-risk", f"runs:/{run.info.run_id}/model", run.info.run_id
+        ).version
+        log = tmp_path / "audit.jsonl"
+        for step in (approvals.register_candidate, approvals.request_review):
+            step("credit-risk", version, user="alice", role="data_scientist", audit_path=log)
+        client.set_model_version_tag("credit-risk", version, approvals.CARD_TAG, "runs:/x/card.md")
+        yield "credit-risk", str(version), log
 
 
 def _config(*policies):
