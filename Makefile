@@ -111,9 +111,10 @@ peers-lock: | $(UV) ## Re-lock the peers' environment from ml/serve/peers/kserve
 	@$(UV) pip compile --quiet --python-version 3.11 ml/serve/peers/kserve.in -o ml/serve/peers/kserve.txt
 
 .PHONY: bench
-bench: bootstrap $(PEERS) ## Serving (vs KServe, mlflow) and feature-store benchmarks into build/bench/
+bench: bootstrap $(PEERS) ## Serving (vs KServe, mlflow), feature-store and artifact-store benchmarks into build/bench/
 	@$(RUN) mlops bench serving
 	@$(RUN) mlops bench features
+	@$(RUN) mlops bench artifacts
 
 .PHONY: eval
 eval: bootstrap ## Measure drift detection quality into build/eval/drift.json

@@ -18,7 +18,7 @@ from components.types import (
     SecretRef,
     mlflow_credentials_file,
 )
-from contract import commands, env, paths
+from contract import commands, env, objectstore, paths
 
 APP = "mlflow"
 PORT = 5000
@@ -49,6 +49,7 @@ class ExperimentTrackingArgs:
     replicas: int = 1
     ingress_host: str | None = None
     """Public host name; an Ingress is created only when set."""
+    artifact_gc_schedule: str = "30 4 * * *"
     # 4Gi: the server proxies artifact uploads (models, model cards) in two workers; at 2Gi the
     # e2e saw it OOM-killed mid-training run.
     resources: security.Resources = field(
@@ -117,7 +118,10 @@ class ExperimentTracking(pulumi.ComponentResource):
 
         hosts = _allowed_hosts(server, cluster.namespace, args.ingress_host)
         s3_files = backends.object_store.files(APP)
-        artifacts = pulumi.Output.concat("s3://", backends.object_store.buckets["artifacts"], "/")
+        # Deduplicated (ml.experiments.dedup_store): a sweep's repeated files are stored once.
+        artifacts = pulumi.Output.from_input(backends.object_store.buckets["artifacts"]).apply(
+            objectstore.artifact_destination
+        )
         container = security.container(
             "mlflow",
             args.image,
@@ -184,6 +188,7 @@ class ExperimentTracking(pulumi.ComponentResource):
             f"http://{server}.{cluster.namespace}.svc.cluster.local:{PORT}"
         )
         self._workload_users(name, args, creds, account, deployment, child)
+        self._artifact_gc(f"{name}-artifact-gc", args, artifacts, account, child)
         self.register_outputs(
             {"tracking_uri": self.tracking_uri, "credentials_secret": creds.metadata["name"]}
         )
@@ -255,6 +260,37 @@ class ExperimentTracking(pulumi.ComponentResource):
             pod,
             pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[server])),
         )
+
+    @staticmethod
+    def _artifact_gc(
+        name: str,
+        args: ExperimentTrackingArgs,
+        store: pulumi.Output[str],
+        account: k8s.core.v1.ServiceAccount,
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        """Daily: delete artifact blobs no run references (``mlflow gc`` removes the runs).
+
+        It runs as the server's service account with the server's bucket access and nothing
+        else: no MLflow credentials, no database.
+        """
+        s3_files = args.backends.object_store.files(APP)
+        command, *command_args = commands.ARTIFACT_GC
+        container = security.container(
+            "artifact-gc",
+            args.image,
+            command=[command],
+            args=[*command_args, pulumi.Output.concat("--store=", store), "--grace-hours=24"],
+            env=args.backends.object_store.env(APP, bucket_names=False),
+            mounts=[f.mount() for f in s3_files],
+            resources=security.BATCH,
+        )
+        pod = security.pod_spec(
+            [container],
+            service_account=account.metadata["name"],
+            volumes=[f.volume() for f in s3_files],
+        )
+        kube.cron_job(name, args.cluster, APP, "artifact-gc", args.artifact_gc_schedule, pod, opts)
 
     @staticmethod
     def _ingress(

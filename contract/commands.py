@@ -28,6 +28,7 @@ TRAIN = ("mlops", "pipeline", "train")
 DRIFT = ("mlops", "monitor", "drift")
 RETRAIN = ("mlops", "pipeline", "retrain")
 PUBLISH_SITE = ("mlops", "docs", "publish")
+ARTIFACT_GC = ("mlops", "experiments", "gc")
 # The admin creates the workloads' own MLflow users (each workload authenticates as itself).
 MLFLOW_USERS = ("mlops", "governance", "users", "--file", MLFLOW_USERS_PATH)
 

@@ -9,7 +9,8 @@ Buckets by role (names come from the platform, through ``MLOPS_<ROLE>_BUCKET``):
   ``monitoring/`` the training reference window and the drift monitor's verdicts,
   ``triggers/`` retraining requests, ``site/`` the published report site, ``audit/`` the
   governance audit log.
-* ``artifacts``: MLflow's artifact store (only the tracking server touches it).
+* ``artifacts``: MLflow's artifact store, deduplicated (``ml.experiments.dedup_store``): only
+  the tracking server (and the blob collector, ``mlops experiments gc``) touches it.
 """
 
 from __future__ import annotations
@@ -65,3 +66,9 @@ AUDIT_HEAD_KEY = "audit/audit.jsonl.head"
 
 def s3_url(bucket: str, key: str = "") -> str:
     return f"s3://{bucket}/{key}"
+
+
+# artifacts bucket: the tracking server's --artifacts-destination and what `mlops experiments gc`
+# sweeps; the cas+ scheme selects the deduplicated store (pyproject's mlflow.artifact_repository).
+def artifact_destination(bucket: str) -> str:
+    return f"cas+s3://{bucket}/"

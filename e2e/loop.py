@@ -417,6 +417,26 @@ def _error_evidence(cluster) -> dict:
     }
 
 
+def step_artifacts_deduplicated(cluster, state: LoopState) -> None:
+    """The tracking server kept the loop's artifacts content-addressed (the candidates' shared
+    environment files once), and the collector CronJob finds every blob still in use."""
+    from contract.objectstore import artifact_destination
+    from ml.experiments.dedup_store import store_bytes
+
+    logs = cluster.run_cronjob("mlflow-artifact-gc", timeout_s=300).logs
+    with cluster.host_s3():
+        stored = store_bytes(artifact_destination(cluster.bucket("artifacts")))
+    state.notes["artifact_store"] = stored
+    if not stored["files"] or stored["blobs"] >= stored["files"]:
+        raise LoopError(f"the artifacts bucket holds no deduplicated artifacts: {stored}")
+    counted = re.search(r"(\d+) blobs, (\d+) in use; deleted (\d+)", logs)
+    if not counted or counted.groups() != (str(stored["blobs"]), str(stored["blobs"]), "0"):
+        raise LoopError(
+            f"the artifact collector should find all {stored['blobs']} blobs in use and delete "
+            f"none; it said: {logs.strip()[-300:]!r}"
+        )
+
+
 def step_publish_site(cluster, state: LoopState) -> None:
     cluster.run_job("governance-docs", timeout_s=600)
     with cluster.host_s3():
@@ -498,6 +518,7 @@ STEPS: tuple[tuple[str, Callable[[Any, LoopState], None]], ...] = (
     ("canary_split", step_canary_split),
     ("promote_without_restart", step_promote_retrained),
     ("alerts_fired", step_alerts),
+    ("artifacts_deduplicated", step_artifacts_deduplicated),
     ("publish_site", step_publish_site),
     ("status_sees_the_loop", step_status),
     ("logs_complete_after_shutdown", step_logs_complete),

@@ -23,12 +23,17 @@ from ml.errors import ServiceUnavailable
 STARTUP_TIMEOUT_S = 180.0
 
 
-def server_command(home: Path, port: int) -> list[str]:
-    """``mlflow server`` on ``home``'s SQLite store and artifact folder, on loopback."""
+def server_command(home: Path, port: int, artifacts: str | None = None) -> list[str]:
+    """``mlflow server`` on ``home``'s SQLite store and artifact folder, on loopback.
+
+    Artifacts go through the server's proxy into a deduplicated store
+    (:mod:`ml.experiments.dedup_store`): each distinct file is kept once. ``artifacts`` names
+    another destination (the artifacts benchmark compares with MLflow's plain folder).
+    """
     return [
         sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}",
-        "--artifacts-destination", str(home / "artifacts"),
+        "--artifacts-destination", artifacts or artifact_store_uri(home),
         "--serve-artifacts",
         "--host", "127.0.0.1",
         "--port", str(port),
@@ -36,11 +41,17 @@ def server_command(home: Path, port: int) -> list[str]:
     ]  # fmt: skip
 
 
+def artifact_store_uri(home: Path) -> str:
+    """The embedded server's artifact destination (also what ``mlops experiments gc`` sweeps)."""
+    return f"cas+file://{(home / 'artifacts').resolve()}"
+
+
 class MlflowServer:
     """One ``mlflow server`` process with its state under ``home``."""
 
-    def __init__(self, home: Path, port: int) -> None:
+    def __init__(self, home: Path, port: int, artifacts: str | None = None) -> None:
         self.home = home
+        self.artifacts = artifacts
         self.uri = f"http://127.0.0.1:{port}"
         self.port = port
         self.log_path = home / "server.log"
@@ -54,7 +65,7 @@ class MlflowServer:
                 f"port {self.port} is already serving something",
                 "stop the other process or set MLOPS_MLFLOW_PORT to a free port",
             )
-        command = server_command(self.home, self.port)
+        command = server_command(self.home, self.port, self.artifacts)
         # The job executor (for GenAI evaluation jobs) spawns worker processes that a
         # tracking-only server never uses; they cost seconds at start and memory after.
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}

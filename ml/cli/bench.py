@@ -5,10 +5,15 @@ Benchmarks are measurements, not tests: they print and write figures and never a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from ml.settings import Settings
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -23,21 +28,9 @@ def serving(
     """Serve the demo's champion via ours, ours plain, KServe and `mlflow models serve`."""
     import json
 
-    import mlflow
-
-    from ml.errors import UserError
     from ml.serve.bench import run_serving_bench
-    from ml.settings import apply_process_defaults, get_settings
-    from ml.tracking import MlflowServer
 
-    apply_process_defaults()
-    settings = get_settings()
-    if not (settings.mlflow_dir / "mlflow.db").exists():
-        raise UserError("no demo registry in build/demo", "run `make demo` first")
-    # The demo's registry and proxied artifacts are served by its MLflow server; restart it.
-    server = MlflowServer(settings.mlflow_dir, settings.mlflow_port).start()
-    try:
-        mlflow.set_tracking_uri(server.wait_ready())
+    with _demo_mlflow() as settings:
         result = run_serving_bench(
             settings,
             rounds=rounds,
@@ -46,8 +39,6 @@ def serving(
             workers=workers,
             say=lambda line: typer.echo(line, err=True),
         )
-    finally:
-        server.stop()
     typer.echo(json.dumps({k: result[k] for k in ("servers", "ratios", "goal")}, indent=2))
     typer.echo(f"written to {settings.bench_dir / 'serving.json'}")
 
@@ -88,7 +79,6 @@ def experiments(
     repeats: Annotated[int, typer.Option(min=5, help="Timed repetitions per query.")] = 40,
 ) -> None:
     """MLflow run search on PostgreSQL at each size: p50/p95, without and with the indexes."""
-    import json
 
     from ml.errors import UserError
     from ml.experiments.bench import run_experiments_bench
@@ -108,8 +98,7 @@ def experiments(
     out = settings.bench_dir / "experiments.json"
     artifacts = settings.bench_dir / "experiments-artifacts"
     result = run_experiments_bench(postgres, counts, repeats, artifacts.as_uri())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    _update_figures(out, result)
     for size, figures in result["sizes"].items():
         for name in figures["without_indexes"]:
             before, after = figures["without_indexes"][name], figures["with_indexes"][name]
@@ -119,6 +108,59 @@ def experiments(
                 f"  p95 {before['p95_ms']:>7.1f} → {after['p95_ms']:>6.1f} ms"
             )
     typer.echo(f"written to {out}")
+
+
+@app.command()
+def artifacts(
+    trials: Annotated[int, typer.Option(min=2, help="Trials in the tuning sweep.")] = 50,
+    candidate: Annotated[str, typer.Option(help="Pipeline candidate to tune.")] = (
+        "logistic_regression"
+    ),
+) -> None:
+    """Deduplicated artifact store vs MLflow's plain folder on a real tuning sweep."""
+    import json
+
+    from ml.experiments.dedup_bench import run_artifacts_bench
+    from ml.experiments.tune_data import training_set_of
+
+    with _demo_mlflow() as settings:  # the champion's training set, rebuilt from its manifest
+        _, frame, lineage = training_set_of(None, settings)
+    say = lambda line: typer.echo(line, err=True)  # noqa: E731
+    result = run_artifacts_bench(settings, frame, lineage, candidate, trials, say)
+    out = settings.bench_dir / "experiments.json"
+    _update_figures(out, {"deduplication": result})
+    typer.echo(json.dumps(result, indent=1))
+    typer.echo(f"written to {out} (key: deduplication)")
+
+
+@contextmanager
+def _demo_mlflow() -> Iterator[Settings]:
+    """The demo's registry and proxied artifacts, served by its MLflow server (restarted)."""
+    import mlflow
+
+    from ml.errors import UserError
+    from ml.settings import apply_process_defaults, get_settings
+    from ml.tracking import MlflowServer
+
+    apply_process_defaults()
+    settings = get_settings()
+    if not (settings.mlflow_dir / "mlflow.db").exists():
+        raise UserError("no demo registry in build/demo", "run `make demo` first")
+    server = MlflowServer(settings.mlflow_dir, settings.mlflow_port).start()
+    try:
+        mlflow.set_tracking_uri(server.wait_ready())
+        yield settings
+    finally:
+        server.stop()
+
+
+def _update_figures(out: Path, figures: dict) -> None:
+    """Write ``figures`` into ``out``, keeping the keys another benchmark wrote there."""
+    import json
+
+    kept = json.loads(out.read_text()) if out.exists() else {}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({**kept, **figures}, indent=1) + "\n")
 
 
 def _service_urls(env_file: Path) -> dict[str, str]:

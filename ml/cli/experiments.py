@@ -94,6 +94,9 @@ def tune(
         str | None, typer.Option(help="Optuna storage URL (default: build/experiments).")
     ] = None,
     study: Annotated[str | None, typer.Option(help="Study name (default: derived).")] = None,
+    log_models: Annotated[
+        bool, typer.Option(help="Log every completed trial's model, not only the best's.")
+    ] = False,
 ) -> None:
     """Optuna study as nested MLflow runs on a past run's exact training set; resumable."""
     from ml.cli.governance import _connect
@@ -117,6 +120,7 @@ def tune(
         trials,
         storage or f"sqlite:///{folder / 'optuna.db'}",
         study,
+        log_models=log_models,
     )
     typer.echo(
         f"study {result.study_name}: {result.trials_run} trial(s) run now, {result.finished} "
@@ -158,6 +162,53 @@ def search(
         shown = ", ".join(f"{k}={r.metrics[k]:.4g}" for k in keys)
         typer.echo(f"{r.run_id}  {r.experiment:<16} {r.name:<24} {shown}")
     typer.echo(f"{len(runs)} run(s)")
+
+
+@app.command()
+def gc(
+    store: Annotated[
+        str | None,
+        typer.Option(help="cas+file:// or cas+s3:// store (default: this platform's)."),
+    ] = None,
+    grace_hours: Annotated[
+        float, typer.Option(min=0.0, help="Keep a blob this long after it is first unused.")
+    ] = 24.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Delete artifact blobs no run references any more (after `mlflow gc` removed runs).
+
+    The first run that finds a blob unused only records it; a run at least --grace-hours
+    later deletes it if it is still unused, so an upload in flight never loses its blob.
+    """
+    from contract.objectstore import artifact_destination
+    from ml.errors import UserError
+    from ml.experiments.dedup_store import SCHEMES, collect_garbage
+    from ml.settings import apply_process_defaults, get_settings
+    from ml.tracking import artifact_store_uri
+
+    apply_process_defaults()
+    settings = get_settings()
+    bucket = settings.bucket("artifacts")
+    uri = store or (
+        artifact_destination(bucket) if bucket else artifact_store_uri(settings.mlflow_dir)
+    )
+    if not uri.startswith(tuple(f"{scheme}://" for scheme in SCHEMES)):
+        raise UserError(
+            f"--store {uri!r} is not a deduplicated store",
+            f"pass a URI starting with one of {', '.join(f'{s}://' for s in SCHEMES)}",
+        )
+    local = uri.removeprefix("cas+file://")
+    if uri.startswith("cas+file://") and not Path(local).is_dir():
+        raise UserError(f"no artifact store at {local}", "run `mlops demo` or pass --store")
+    report = collect_garbage(uri, grace_s=grace_hours * 3600)
+    if as_json:
+        typer.echo(json.dumps({"store": uri, **report.to_dict()}, indent=1))
+        return
+    typer.echo(
+        f"{uri}: {report.blobs} blobs, {report.referenced} in use; deleted {report.deleted} "
+        f"({report.deleted_bytes:,} bytes); {report.pending} unused, waiting out the "
+        f"{grace_hours:g} h grace period"
+    )
 
 
 @app.command()

@@ -85,6 +85,7 @@ def tune(
     study_name: str | None = None,
     folds: int = 3,
     log_best_model: bool = True,
+    log_models: bool = False,
 ) -> TuneResult:
     """Run (or resume) the study of ``candidate_name`` until it has ``trials`` finished trials.
 
@@ -99,6 +100,7 @@ def tune(
         study_name: defaults to ``tune-<candidate>-<training set hash prefix>``.
         folds: time-ordered inner folds; pruning looks at each fold's running mean.
         log_best_model: refit the best parameters and log the model to the best trial's run.
+        log_models: log every completed trial's model (as MLflow's autologging would).
 
     Raises:
         UserError: unknown candidate, or a storage Optuna cannot open.
@@ -118,7 +120,9 @@ def tune(
         run_id=parent_id, run_name=name, tags=None if parent_id else tags
     ) as run:
         study.set_user_attr(PARENT_RUN_ATTR, run.info.run_id)
-        objective = _objective(candidate, train, holdout, features, config, lineage, tags, folds)
+        objective = _objective(
+            candidate, train, holdout, features, config, lineage, tags, folds, log_models
+        )
         if trials > done:
             study.optimize(objective, n_trials=trials - done, catch=())
         best = _best(study)
@@ -180,7 +184,7 @@ def _best(study):
     return max(complete, key=lambda t: t.value) if complete else None
 
 
-def _objective(candidate, train, holdout, features, config, lineage, tags, folds):
+def _objective(candidate, train, holdout, features, config, lineage, tags, folds, log_models):
     """The trial function: inner CV with pruning, then holdout evaluation, all in a child run."""
     import optuna
 
@@ -200,6 +204,9 @@ def _objective(candidate, train, holdout, features, config, lineage, tags, folds
             else:
                 mlflow.set_tag("optuna.state", "COMPLETE")
                 _evaluate_on_holdout(model, train, holdout, features, config.decision_threshold)
+                if log_models:
+                    log_model(model, train[features].head(5))
+                    mlflow.set_tag(MODEL_TAG, "model")
         if value is None:
             raise optuna.TrialPruned()
         return value

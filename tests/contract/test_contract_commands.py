@@ -184,3 +184,26 @@ def test_every_loop_command_is_run_by_some_container(stack) -> None:
             if not any(argv[: len(command)] == list(command) for argv in argvs)
         ]
     )
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    values = [a.split("=", 1)[1] for a in argv if a.startswith(f"{name}=")]
+    return values[0] if values else None
+
+
+def test_the_artifact_store_the_server_writes_is_deduplicated_and_collected(stack) -> None:
+    """MLflow's --artifacts-destination resolves, through MLflow's own registry, to the
+    deduplicated store, and the blob collector sweeps that same store."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    from ml.experiments.dedup_store import DedupArtifactRepository
+
+    argvs = [c.argv() for c in stack.containers]
+    servers = [a for a in argvs if a[:2] == list(commands.MLFLOW_SERVER)]
+    collectors = [a for a in argvs if a[:3] == list(commands.ARTIFACT_GC)]
+    assert servers and collectors, f"{stack.name}: no MLflow server or no artifact collector"
+    destinations = {_option(a, "--artifacts-destination") for a in servers}
+    stores = {_option(a, "--store") for a in collectors}
+    assert len(destinations) == 1 and destinations == stores, (destinations, stores)
+    repository = get_artifact_repository(destinations.pop())
+    assert isinstance(repository, DedupArtifactRepository), repository
