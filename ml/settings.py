@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     serving_compile_models: bool = Field(
         True, description="Score linear pipelines with the checked numpy form (false: sklearn)."
     )
+    serving_profile_dir: Path | None = Field(
+        None, description="Record where latency goes (ml/serve/profiling.py); unset: off."
+    )
     traffic_policy: Path | None = Field(
         None, description="Traffic policy file (default: the packaged traffic.yaml)."
     )

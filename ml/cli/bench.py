@@ -43,6 +43,39 @@ def serving(
     typer.echo(f"written to {settings.bench_dir / 'serving.json'}")
 
 
+@app.command("serving-profile")
+def serving_profile(
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(help="name:KEY=VALUE[,KEY=VALUE] server settings (repeatable)."),
+    ] = None,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds; each measures every variant.")] = 3,
+    duration: Annotated[int, typer.Option(min=3, help="Measured seconds per variant.")] = 10,
+    concurrency: Annotated[int, typer.Option(min=1, help="Open connections kept busy.")] = 16,
+) -> None:
+    """Where our server's latency tail comes from: its parts, per variant of its settings."""
+    import json
+
+    from ml.serve.profile_bench import parse_variants, run_profile_bench
+
+    variants = parse_variants(variant) if variant else None
+    with _demo_mlflow() as settings:
+        result = run_profile_bench(
+            settings,
+            variants,
+            rounds=rounds,
+            duration_s=duration,
+            concurrency=concurrency,
+            say=lambda line: typer.echo(line, err=True),
+        )
+    summary = {
+        name: {"client": v["median"], **{k: v["server_ms"][k] for k in ("request", "wait")}}
+        for name, v in result.items()
+    }
+    typer.echo(json.dumps(summary, indent=1))
+    typer.echo(f"written to {settings.bench_dir / 'serving-profile.json'}")
+
+
 @app.command()
 def features(
     requests: Annotated[int, typer.Option(min=10, help="Requests per path.")] = 1000,

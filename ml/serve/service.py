@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 
 import bentoml
 from starlette.responses import JSONResponse
@@ -76,7 +77,11 @@ class CreditRiskService:
         workers = _settings().serving_workers
         self.readiness = WorkerReadiness(workers, lambda: self.predictor.ready)
         self.readiness.watch()
-        self.batcher = LoopBatcher(self.predictor.predict_each, _settings().serving_max_batch)
+        self.profile = _profile(self.predictor, _settings().serving_profile_dir)
+        score_each = self.predictor.predict_each
+        if self.profile is not None:
+            score_each = self.profile.timed("batch", score_each)
+        self.batcher = LoopBatcher(score_each, _settings().serving_max_batch, self.profile)
         # Start-up leaves millions of long-lived objects (MLflow, Feast, BentoML, the model);
         # without this every full collection walks them all and stalls requests for tens of
         # milliseconds. Freezing moves them out of the collector's reach for good.
@@ -92,6 +97,8 @@ class CreditRiskService:
         """Flush the prediction log and stop the background threads."""
         self.readiness.close()
         self.predictor.close()
+        if self.profile is not None:
+            self.profile.write()
 
     @bentoml.api(route="/predict", input_spec=ScoreRequest, output_spec=ScoreResponse)
     async def predict(self, **fields) -> ScoreResponse | JSONResponse:
@@ -165,6 +172,19 @@ class ScoringTimeout(TimeoutError):
     """The batch's feature read and scoring did not finish in time (a stalled store)."""
 
 
+def _profile(predictor, folder):
+    """A latency recorder around the predictor's parts, when profiling is asked for."""
+    if folder is None:
+        return None
+    from ml.serve.profiling import Profile
+
+    profile = Profile(folder)
+    predictor.reader.read = profile.timed("feature_read", predictor.reader.read)
+    predictor._score_by_variant = profile.timed("model", predictor._score_by_variant)
+    predictor._record = profile.timed("log", predictor._record)
+    return profile
+
+
 class LoopBatcher:
     """Scores every request pending on the event loop in one call, without waiting for more.
 
@@ -179,25 +199,40 @@ class LoopBatcher:
     (its thread finishes in the background; the store's own socket timeout ends it).
     """
 
-    def __init__(self, score_each, max_batch: int = 64, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, score_each, max_batch: int = 64, profile=None, timeout_s: float = 5.0
+    ) -> None:
         self.score_each = score_each
         self.max_batch = max_batch
         self.timeout_s = timeout_s
-        self.pending: list[tuple[object, asyncio.Future]] = []
+        self.profile = profile  # ml.serve.profiling.Profile, or None
+        self.pending: list[tuple[object, asyncio.Future, float]] = []
         self.draining: asyncio.Task | None = None
+        self.watching: asyncio.Task | None = None
 
     async def submit(self, request):
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self.pending.append((request, future))
+        entered = time.perf_counter()
+        self.pending.append((request, future, entered))
         if self.draining is None or self.draining.done():
             self.draining = loop.create_task(self._drain())
-        return await future
+        if self.profile is None:
+            return await future
+        if self.watching is None:
+            self.watching = loop.create_task(self.profile.watch_loop())
+        try:
+            return await future
+        finally:
+            self.profile.add("request", time.perf_counter() - entered)
 
     async def _drain(self) -> None:
         while self.pending:
             batch, self.pending = self.pending[: self.max_batch], self.pending[self.max_batch :]
-            _deliver(batch, await self._score([request for request, _ in batch]))
+            if self.profile is not None:
+                self.profile.add("wait", time.perf_counter() - batch[0][2])
+                self.profile.add("size", len(batch))
+            _deliver(batch, await self._score([request for request, _, _ in batch]))
 
     async def _score(self, requests: list) -> list:
         scoring = asyncio.to_thread(self.score_each, requests)
@@ -211,8 +246,8 @@ class LoopBatcher:
             return [error] * len(requests)
 
 
-def _deliver(batch: list[tuple[object, asyncio.Future]], results: list) -> None:
-    for (_, future), result in zip(batch, results, strict=True):
+def _deliver(batch: list[tuple[object, asyncio.Future, float]], results: list) -> None:
+    for (_, future, _), result in zip(batch, results, strict=True):
         if future.done():  # the client went away
             continue
         if isinstance(result, Exception) and not isinstance(result, LookupError):
