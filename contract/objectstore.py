@@ -70,5 +70,16 @@ def s3_url(bucket: str, key: str = "") -> str:
 
 # artifacts bucket: the tracking server's --artifacts-destination and what `mlops experiments gc`
 # sweeps; the cas+ scheme selects the deduplicated store (pyproject's mlflow.artifact_repository).
+ARTIFACTS_SCHEME = "cas+s3"
+
+
 def artifact_destination(bucket: str) -> str:
-    return f"cas+s3://{bucket}/"
+    return f"{ARTIFACTS_SCHEME}://{bucket}/"
+
+
+def artifact_bucket(destination: str) -> str:
+    """The bucket an :func:`artifact_destination` URI names."""
+    scheme, _, rest = destination.partition("://")
+    if scheme != ARTIFACTS_SCHEME or not rest.strip("/"):
+        raise ValueError(f"{destination!r} is not {ARTIFACTS_SCHEME}://<bucket>/")
+    return rest.split("/", 1)[0]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from contract.objectstore import artifact_bucket
 from e2e import podman
 from e2e.manifests import pod_template, service_aliases
 
@@ -70,8 +71,9 @@ def buckets(objects: Mapping) -> dict[str, str]:
                         "value"
                     ]
             for arg in container.get("args") or []:
-                if str(arg).startswith("--artifacts-destination=s3://"):
-                    found["artifacts"] = str(arg).split("s3://", 1)[1].split("/")[0]
+                option, _, value = str(arg).partition("=")
+                if option == "--artifacts-destination":
+                    found["artifacts"] = artifact_bucket(value)
     return found
 
 
