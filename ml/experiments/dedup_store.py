@@ -18,6 +18,7 @@ It is meant for the tracking server's artifact proxy (``mlflow server --serve-ar
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -104,16 +105,18 @@ class DedupArtifactRepository(ArtifactRepository, StreamUploadMixin):
         artifact_file_name: str,
         artifact_path: str | None = None,
     ) -> None:
+        # The server's event loop calls this: file and store I/O go to threads, as MLflow's
+        # own local repository does.
         name = os.path.basename(artifact_file_name)
         with self._staged() as (staging, handle):
             digest, size = hashlib.sha256(), 0
             async for chunk in chunks:
                 digest.update(chunk)
                 size += len(chunk)
-                handle.write(chunk)
+                await asyncio.to_thread(handle.write, chunk)
             handle.close()
-            blob = self._store_blob(staging, digest.hexdigest(), name)
-        self._write_pointer(_join(artifact_path, name), blob, size)
+            blob = await asyncio.to_thread(self._store_blob, staging, digest.hexdigest(), name)
+        await asyncio.to_thread(self._write_pointer, _join(artifact_path, name), blob, size)
 
     @contextmanager
     def _staged(self) -> Iterator[tuple[str, BinaryIO]]:
