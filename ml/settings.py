@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     serving_compile_models: bool = Field(
         True, description="Score linear pipelines with the checked numpy form (false: sklearn)."
     )
+    serving_gc_threshold: int = Field(
+        50_000,
+        ge=1,
+        description="Allocations between young-generation collections (Python's default: 700).",
+    )
     serving_profile_dir: Path | None = Field(
         None, description="Record where latency goes (ml/serve/profiling.py); unset: off."
     )

@@ -7,13 +7,15 @@ With ``MLOPS_SERVING_PROFILE_DIR`` set, each worker records, for every request a
   batching window: the previous batch still scoring);
 * ``batch``: a batch's scoring time in the worker thread, and its ``size``;
 * ``feature_read``, ``model``, ``log``: the parts of that scoring;
-* ``gc``: every collection's pause, by generation (``gc.callbacks``);
+* ``gc``: every collection's pause, by generation (``gc.callbacks``), and the objects each full
+  collection had to walk (``gen2_objects``);
 * ``loop_lag``: how late a 5 ms timer on the event loop fires (anything holding the loop:
   a collection, JSON encoding, the GIL held by the scoring thread).
 
-The recorder writes ``worker-<pid>.json`` into the folder at shutdown (and every 5 s, so a
-killed worker still leaves its figures). :func:`summarize` turns a folder into percentiles.
-Recording costs a ``perf_counter`` call and a list append per event; off, nothing is wrapped.
+The recorder writes ``worker-<pid>.json`` into the folder at shutdown only: an earlier version
+also wrote it every 5 s, and encoding the growing series held the GIL for up to hundreds of
+milliseconds, a tail of its own. :func:`summarize` turns a folder into percentiles. Recording
+costs a ``perf_counter`` call and a list append per event; off, nothing is wrapped.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import asyncio
 import gc
 import json
 import os
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 LAG_TICK_S = 0.005
-FLUSH_EVERY_S = 5.0
+COUNTS = ("size", "gen2_objects")  # series that are not durations
 
 
 class Profile:
@@ -41,11 +42,8 @@ class Profile:
         self.folder = folder
         self.series: dict[str, list[float]] = defaultdict(list)
         self._gc_started = 0.0
-        self._lock = threading.Lock()
         folder.mkdir(parents=True, exist_ok=True)
         gc.callbacks.append(self._on_gc)
-        self._flusher = threading.Thread(target=self._flush_forever, daemon=True)
-        self._flusher.start()
 
     def add(self, name: str, value: float) -> None:
         self.series[name].append(value)
@@ -71,22 +69,18 @@ class Profile:
 
     def _on_gc(self, phase: str, info: dict) -> None:
         if phase == "start":
+            if info["generation"] == 2:  # what a full collection has to walk
+                self.series["gen2_objects"].append(len(gc.get_objects(2)))
             self._gc_started = time.perf_counter()
         else:
             self.series[f"gc{info['generation']}"].append(time.perf_counter() - self._gc_started)
 
     def write(self) -> None:
-        with self._lock:
-            data = {name: list(values) for name, values in list(self.series.items())}
-            target = self.folder / f"worker-{os.getpid()}.json"
-            staging = target.with_suffix(".tmp")
-            staging.write_text(json.dumps(data))
-            os.replace(staging, target)
-
-    def _flush_forever(self) -> None:
-        while True:
-            time.sleep(FLUSH_EVERY_S)
-            self.write()
+        data = {name: list(values) for name, values in list(self.series.items())}
+        target = self.folder / f"worker-{os.getpid()}.json"
+        staging = target.with_suffix(".tmp")
+        staging.write_text(json.dumps(data))
+        os.replace(staging, target)
 
 
 def summarize(folder: Path) -> dict:
@@ -98,7 +92,7 @@ def summarize(folder: Path) -> dict:
             merged[name].extend(values)
     out: dict = {}
     for name, values in sorted(merged.items()):
-        ms = np.asarray(values) * (1 if name == "size" else 1000)
+        ms = np.asarray(values) * (1 if name in COUNTS else 1000)
         out[name] = {
             "count": len(ms),
             "p50": round(float(np.percentile(ms, 50)), 3),
