@@ -23,6 +23,7 @@ from ml.experiments.dedup_store import (
     store_bytes,
 )
 from ml.tracking import mlflow_server
+from tests.conftest import mlflow_pointed_at
 
 try:  # pytest's default "prepend" import mode, with or without packages under tests/
     from test_monitor_windows import s3_endpoint
@@ -43,8 +44,6 @@ def _blobs(root: Path) -> list[Path]:
 
 
 def test_the_server_stores_files_many_runs_log_once_and_serves_them_unchanged(tmp_path):
-    from conftest import mlflow_pointed_at
-
     x = np.random.default_rng(1).random((60, 3))
     y = (x[:, 0] > 0.5).astype(int)
     home = tmp_path / "mlflow"
