@@ -8,6 +8,9 @@ Groups import their heavy dependencies lazily, inside the command functions, so 
 from __future__ import annotations
 
 import importlib
+import logging
+import os
+import sys
 
 import typer
 
@@ -129,5 +132,26 @@ def run() -> None:
         raise SystemExit(code)
 
 
+def console() -> None:
+    """The ``mlops`` executable: :func:`run`, and an error exit that skips C++ teardown.
+
+    After pandas has read Parquet, interpreter shutdown sometimes aborts in Arrow's thread pool
+    ("terminate called without an active exception", apache/arrow#34314; here about 1 exit in
+    30), turning an error's exit code 2 into 134. Once the one-line error is printed there is
+    nothing left to clean up, so an error exit flushes and leaves at once. A successful run
+    exits normally (its atexit handlers, e.g. MLflow's, still run).
+    """
+    try:
+        run()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+        if code:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            logging.shutdown()
+            os._exit(code)
+        raise
+
+
 if __name__ == "__main__":
-    run()
+    console()

@@ -21,7 +21,7 @@ from ml.cli import main, monitor
 if "monitor" not in [g.name for g in main.app.registered_groups]:
     main.app.add_typer(monitor.app, name="monitor")
 sys.argv = ["mlops", *sys.argv[1:]]
-main.run()
+main.console()
 """
 
 
