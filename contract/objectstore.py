@@ -71,6 +71,7 @@ def s3_url(bucket: str, key: str = "") -> str:
 # artifacts bucket: the tracking server's --artifacts-destination and what `mlops experiments gc`
 # sweeps; the cas+ scheme selects the deduplicated store (pyproject's mlflow.artifact_repository).
 ARTIFACTS_SCHEME = "cas+s3"
+LOCAL_ARTIFACTS_SCHEME = "cas+file"  # the embedded mode's (ml/tracking.py)
 
 
 def artifact_destination(bucket: str) -> str:

@@ -421,19 +421,21 @@ def step_artifacts_deduplicated(cluster, state: LoopState) -> None:
     """The tracking server kept the loop's artifacts content-addressed (the candidates' shared
     environment files once), and the collector CronJob finds every blob still in use."""
     from contract.objectstore import artifact_destination
-    from ml.experiments.dedup_store import store_bytes
+    from ml.experiments.dedup_store import store_bytes, unused_blobs
 
-    logs = cluster.run_cronjob("mlflow-artifact-gc", timeout_s=300).logs
+    store = artifact_destination(cluster.bucket("artifacts"))
     with cluster.host_s3():
-        stored = store_bytes(artifact_destination(cluster.bucket("artifacts")))
+        before = store_bytes(store)
+    cluster.run_cronjob("mlflow-artifact-gc", timeout_s=300)  # raises unless it succeeded
+    with cluster.host_s3():
+        stored, unused = store_bytes(store), unused_blobs(store)
     state.notes["artifact_store"] = stored
     if not stored["files"] or stored["blobs"] >= stored["files"]:
         raise LoopError(f"the artifacts bucket holds no deduplicated artifacts: {stored}")
-    counted = re.search(r"(\d+) blobs, (\d+) in use; deleted (\d+)", logs)
-    if not counted or counted.groups() != (str(stored["blobs"]), str(stored["blobs"]), "0"):
+    if stored["blobs"] != before["blobs"] or unused:
         raise LoopError(
-            f"the artifact collector should find all {stored['blobs']} blobs in use and delete "
-            f"none; it said: {logs.strip()[-300:]!r}"
+            f"the artifact collector should find all {before['blobs']} blobs in use and delete "
+            f"none; {stored['blobs']} are left and it recorded {len(unused)} as unused"
         )
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from contract.objectstore import LOCAL_ARTIFACTS_SCHEME
 from ml.errors import ServiceUnavailable
 
 STARTUP_TIMEOUT_S = 180.0
@@ -43,7 +44,7 @@ def server_command(home: Path, port: int, artifacts: str | None = None) -> list[
 
 def artifact_store_uri(home: Path) -> str:
     """The embedded server's artifact destination (also what ``mlops experiments gc`` sweeps)."""
-    return f"cas+file://{(home / 'artifacts').resolve()}"
+    return f"{LOCAL_ARTIFACTS_SCHEME}://{(home / 'artifacts').resolve()}"
 
 
 class MlflowServer:

@@ -180,7 +180,7 @@ def gc(
     The first run that finds a blob unused only records it; a run at least --grace-hours
     later deletes it if it is still unused, so an upload in flight never loses its blob.
     """
-    from contract.objectstore import artifact_destination
+    from contract.objectstore import LOCAL_ARTIFACTS_SCHEME, artifact_destination
     from ml.errors import UserError
     from ml.experiments.dedup_store import SCHEMES, collect_garbage
     from ml.settings import apply_process_defaults, get_settings
@@ -197,8 +197,9 @@ def gc(
             f"--store {uri!r} is not a deduplicated store",
             f"pass a URI starting with one of {', '.join(f'{s}://' for s in SCHEMES)}",
         )
-    local = uri.removeprefix("cas+file://")
-    if uri.startswith("cas+file://") and not Path(local).is_dir():
+    local_prefix = f"{LOCAL_ARTIFACTS_SCHEME}://"
+    local = uri.removeprefix(local_prefix)
+    if uri.startswith(local_prefix) and not Path(local).is_dir():
         raise UserError(f"no artifact store at {local}", "run `mlops demo` or pass --store")
     report = collect_garbage(uri, grace_s=grace_hours * 3600)
     if as_json:

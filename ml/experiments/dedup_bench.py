@@ -34,6 +34,7 @@ from mlflow import MlflowClient
 
 from ml.experiments.dedup_store import collect_garbage
 from ml.lineage import Lineage
+from ml.serve.server import free_port
 from ml.settings import Settings
 from ml.tracking import MlflowServer, artifact_store_uri
 
@@ -73,8 +74,8 @@ def run_artifacts_bench(
         sweep_s = time.perf_counter() - started
         say(f"sweep: {len(trees)} trial runs with artifacts in {sweep_s:.0f} s")
         targets = [
-            Target("default", MlflowServer(work / "default", _free_port(), str(work / "plain"))),
-            Target("dedup", MlflowServer(work / "dedup", _free_port())),
+            Target("default", MlflowServer(work / "default", free_port(), str(work / "plain"))),
+            Target("dedup", MlflowServer(work / "dedup", free_port())),
         ]
         try:
             for target in targets:
@@ -84,12 +85,13 @@ def run_artifacts_bench(
                 client = MlflowClient(target.uri)
                 target.experiment_id = client.create_experiment("bench-artifacts")
             _log_interleaved(trees, targets, say)
-            mismatches = _load_interleaved(trees, targets, say)
+            logged_digests = [_digests(tree) for tree in trees]  # what every load must return
+            mismatches = _load_interleaved(logged_digests, targets, say)
             stored = {
                 "default": _disk(work / "plain"),
                 "dedup": _disk(work / "dedup" / "artifacts"),
             }
-            garbage = _collect_after_deleting_half(trees, targets[1], work / "dedup", say)
+            garbage = _collect_after_deleting_half(logged_digests, targets[1], work / "dedup", say)
         finally:
             for target in targets:
                 target.server.stop()
@@ -165,22 +167,24 @@ def _log_interleaved(trees: list[Path], targets: list[Target], say: Say) -> None
             say(f"logged {i + 1}/{len(trees)} trials into both stores")
 
 
-def _load_interleaved(trees: list[Path], targets: list[Target], say: Say, rounds: int = 3) -> int:
+def _load_interleaved(
+    logged: list[dict[Path, str]], targets: list[Target], say: Say, rounds: int = 3
+) -> int:
     """Download every run from both servers ``rounds`` times, alternating which goes first;
     return the files that differ from what was logged."""
     mismatches = 0
-    for i, tree in [(i, tree) for _ in range(rounds) for i, tree in enumerate(trees)]:
+    for i, digests in [(i, d) for _ in range(rounds) for i, d in enumerate(logged)]:
         for target in targets if i % 2 == 0 else targets[::-1]:
             with tempfile.TemporaryDirectory() as folder:
                 started = time.perf_counter()
                 MlflowClient(target.uri).download_artifacts(target.runs[i], "", folder)
                 target.load_s.append(time.perf_counter() - started)
-                mismatches += _differences(tree, Path(folder))
-    say(f"loaded {len(trees)} runs {rounds}× from both stores; files differing: {mismatches}")
+                mismatches += _differences(digests, Path(folder))
+    say(f"loaded {len(logged)} runs {rounds}× from both stores; files differing: {mismatches}")
     return mismatches
 
 
-def _collect_after_deleting_half(trees, target: Target, home: Path, say: Say) -> dict:
+def _collect_after_deleting_half(logged, target: Target, home: Path, say: Say) -> dict:
     """Delete the even trials' artifacts through the server, collect, reload the odd ones."""
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
@@ -194,10 +198,10 @@ def _collect_after_deleting_half(trees, target: Target, home: Path, say: Say) ->
     seconds = time.perf_counter() - started
     after = _disk(home / "artifacts")
     broken = 0
-    for tree, run_id in list(zip(trees, target.runs, strict=True))[1::2]:
+    for digests, run_id in list(zip(logged, target.runs, strict=True))[1::2]:
         with tempfile.TemporaryDirectory() as folder:
             client.download_artifacts(run_id, "", folder)
-            broken += _differences(tree, Path(folder))
+            broken += _differences(digests, Path(folder))
     say(f"gc: {report.deleted} blobs ({report.deleted_bytes:,} B) deleted in {seconds:.2f} s; "
         f"kept runs' files differing: {broken}")  # fmt: skip
     return {
@@ -210,9 +214,13 @@ def _collect_after_deleting_half(trees, target: Target, home: Path, say: Say) ->
     }
 
 
-def _differences(expected: Path, actual: Path) -> int:
-    want = {p.relative_to(expected): _sha(p) for p in expected.rglob("*") if p.is_file()}
-    got = {p.relative_to(actual): _sha(p) for p in actual.rglob("*") if p.is_file()}
+def _digests(folder: Path) -> dict[Path, str]:
+    return {p.relative_to(folder): _sha(p) for p in folder.rglob("*") if p.is_file()}
+
+
+def _differences(want: dict[Path, str], actual: Path) -> int:
+    """Files of ``actual`` missing, changed or extra against the digests ``want``."""
+    got = _digests(actual)
     missing_or_changed = sum(got.get(path) != digest for path, digest in want.items())
     return missing_or_changed + len(set(got) - set(want))
 
@@ -235,14 +243,6 @@ def _distinct_bytes(trees: list[Path]) -> dict[str, int]:
     """What storing each distinct content once, uncompressed, would hold (no pointers)."""
     sizes = {_sha(p): p.stat().st_size for tree in trees for p in tree.rglob("*") if p.is_file()}
     return {"files": len(sizes), "bytes": sum(sizes.values())}
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _figures(logged, targets, stored, mismatches, garbage, candidate, trials, sweep_s) -> dict:

@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from contract.objectstore import ARTIFACTS_SCHEME, LOCAL_ARTIFACTS_SCHEME
+
 with warnings.catch_warnings():
     # MLflow's registry loads its entry points (this module among them) when MLflow is first
     # imported; if this module is what imports MLflow first, that load finds it half-done and
@@ -47,7 +49,7 @@ with warnings.catch_warnings():
 
 SCHEME_PREFIX = "cas+"
 # One entry point per wrapped scheme (pyproject.toml, "mlflow.artifact_repository").
-SCHEMES = ("cas+file", "cas+s3")
+SCHEMES = (LOCAL_ARTIFACTS_SCHEME, ARTIFACTS_SCHEME)
 BLOBS = "blobs"
 REFS = "refs"
 GC_STATE = "gc/candidates.json"
@@ -167,18 +169,30 @@ class DedupArtifactRepository(ArtifactRepository, StreamUploadMixin):
                 os.remove(staging)
 
     def _write_pointer(self, path: str, blob: str, size: int) -> None:
-        body = json.dumps({"blob": blob, "size": size}).encode()
+        self._write_small(f"{REFS}/{path}", json.dumps({"blob": blob, "size": size}).encode())
+
+    def _write_small(self, key: str, body: bytes) -> None:
+        """Write a small object (a pointer, the collector's state) under ``key``."""
         if self.root:
-            target = self.root / REFS / path
+            target = self.root / key
             target.parent.mkdir(parents=True, exist_ok=True)
             staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
             staging.write_bytes(body)
-            os.replace(staging, target)
+            os.replace(staging, target)  # atomic, like a blob
             return
         with tempfile.TemporaryDirectory() as folder:
-            local = Path(folder) / "pointer"
+            local = Path(folder) / "small"
             local.write_bytes(body)
-            _upload_as(self.inner, str(local), f"{REFS}/{path}")
+            _upload_as(self.inner, str(local), key)
+
+    def _read_small(self, key: str) -> bytes:
+        """A small object's bytes; FileNotFoundError locally when it does not exist."""
+        if self.root:
+            return (self.root / key).read_bytes()
+        with tempfile.TemporaryDirectory() as folder:
+            local = Path(folder) / "small"
+            self.inner._download_file(key, str(local))
+            return local.read_bytes()
 
     def _inner_exists(self, key: str) -> bool:
         client = getattr(self.inner, "_get_s3_client", None)
@@ -221,7 +235,7 @@ class DedupArtifactRepository(ArtifactRepository, StreamUploadMixin):
         """One file straight from its blob on a local store (the server's path for every GET of
         a compressed blob): MLflow's generic download, with its listing, thread pool and
         progress bar, costs ten times the decompression."""
-        if self.root is None or not (self.root / REFS / _join(artifact_path)).is_file():
+        if not self._is_local_file(artifact_path):
             return super().download_artifacts(artifact_path, dst_path)
         target = Path(dst_path or tempfile.mkdtemp()) / _join(artifact_path)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -230,19 +244,18 @@ class DedupArtifactRepository(ArtifactRepository, StreamUploadMixin):
 
     def get_local_path(self, artifact_path: str) -> str | None:
         """A stored-as-is blob's own path, so the server sends it without a copy."""
-        if self.root is None or not (self.root / REFS / _join(artifact_path)).is_file():
+        if not self._is_local_file(artifact_path):
             return None
         blob = self._pointer(artifact_path)["blob"]
         return None if blob.endswith(ZLIB) else str(self.root / blob)
 
+    def _is_local_file(self, artifact_path: str) -> bool:
+        """True when the store is local and ``artifact_path`` is a logged file (not a folder)."""
+        return self.root is not None and (self.root / REFS / _join(artifact_path)).is_file()
+
     def _pointer(self, path: str) -> dict:
         try:
-            if self.root:
-                return json.loads((self.root / REFS / _join(path)).read_bytes())
-            with tempfile.TemporaryDirectory() as folder:
-                local = os.path.join(folder, "pointer")
-                self.inner._download_file(f"{REFS}/{path}", local)
-                return json.loads(Path(local).read_bytes())
+            return json.loads(self._read_small(f"{REFS}/{_join(path)}"))
         except (FileNotFoundError, NotADirectoryError):
             raise MlflowException(
                 f"No such artifact: '{path}'", error_code=RESOURCE_DOES_NOT_EXIST
@@ -389,6 +402,11 @@ def store_bytes(store_uri: str) -> dict[str, int]:
     }
 
 
+def unused_blobs(store_uri: str) -> dict[str, float]:
+    """The blobs the last collection found unused (key -> when first seen), still in grace."""
+    return _read_state(DedupArtifactRepository(store_uri))
+
+
 def _pointers(repo: DedupArtifactRepository) -> Iterator[tuple[str, dict]]:
     for path, _ in _files(repo, REFS):
         yield path, repo._pointer(path.removeprefix(f"{REFS}/"))
@@ -432,25 +450,13 @@ def _delete_blob(repo: DedupArtifactRepository, key: str) -> None:
 
 def _read_state(repo: DedupArtifactRepository) -> dict[str, float]:
     try:
-        if repo.root:
-            return json.loads((repo.root / GC_STATE).read_text())
-        with tempfile.TemporaryDirectory() as folder:
-            local = os.path.join(folder, "state")
-            repo.inner._download_file(GC_STATE, local)
-            return json.loads(Path(local).read_text())
+        return json.loads(repo._read_small(GC_STATE))
     except Exception:  # no state yet (first run), or an unreadable one: start afresh
         return {}
 
 
 def _write_state(repo: DedupArtifactRepository, state: dict[str, float]) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        local = Path(folder) / posixpath.basename(GC_STATE)
-        local.write_text(json.dumps(state, sort_keys=True))
-        if repo.root:
-            (repo.root / GC_STATE).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(local, repo.root / GC_STATE)
-        else:
-            repo.inner.log_artifact(str(local), posixpath.dirname(GC_STATE))
+    repo._write_small(GC_STATE, json.dumps(state, sort_keys=True).encode())
 
 
 def _register() -> None:

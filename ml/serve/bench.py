@@ -75,9 +75,7 @@ def run_serving_bench(
         ``{"servers": {name: medians}, "ratios": {peer: spread}, "rounds": [...], "goal",
         "load"}`` (see :func:`summarize`).
     """
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise UserError("the load generator `wrk` is not installed", f"run {WRK_INSTALL}")
+    wrk = require_wrk()
     kserve_python = settings.root / KSERVE_PYTHON
     if not kserve_python.exists():
         raise UserError(
@@ -104,6 +102,14 @@ def run_serving_bench(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def require_wrk() -> str:
+    """The load generator's path, or a one-line error saying how to install it."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise UserError("the load generator `wrk` is not installed", f"run {WRK_INSTALL}")
+    return wrk
 
 
 def _start_servers(stack, settings: Settings, workers: int, tmp_dir: Path, kserve_python: Path):

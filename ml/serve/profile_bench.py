@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import statistics
 import tempfile
 from pathlib import Path
@@ -46,9 +45,7 @@ def run_profile_bench(
     from ml.serve.server import start_server
 
     variants = variants or DEFAULT_VARIANTS
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise UserError("the load generator `wrk` is not installed", f"run {bench.WRK_INSTALL}")
+    wrk = bench.require_wrk()
     bodies = bench._payloads(settings, customers)["ours"]
     run = {"duration_s": duration_s, "concurrency": concurrency, "warmup_s": 3}
     measured: dict[str, list[dict]] = {name: [] for name in variants}

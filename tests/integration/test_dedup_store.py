@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from pathlib import Path
 
 import mlflow
@@ -18,10 +17,13 @@ from sklearn.linear_model import LogisticRegression
 from ml.errors import UserError
 from ml.experiments.dedup_bench import _timing
 from ml.experiments.dedup_store import (
+    SCHEMES,
     DedupArtifactRepository,
     collect_garbage,
     store_bytes,
+    unused_blobs,
 )
+from ml.serve.server import free_port
 from ml.tracking import mlflow_server
 from tests.conftest import mlflow_pointed_at
 
@@ -33,12 +35,6 @@ except ImportError:
 MANIFEST = {"training_set_sha256": "ab" * 32, "rows": 1000}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _blobs(root: Path) -> list[Path]:
     return [p for p in (root / "blobs").rglob("*") if p.is_file() and ".staging" not in p.parts]
 
@@ -47,7 +43,7 @@ def test_the_server_stores_files_many_runs_log_once_and_serves_them_unchanged(tm
     x = np.random.default_rng(1).random((60, 3))
     y = (x[:, 0] > 0.5).astype(int)
     home = tmp_path / "mlflow"
-    with mlflow_server(home, _free_port()) as uri, mlflow_pointed_at(uri):
+    with mlflow_server(home, free_port()) as uri, mlflow_pointed_at(uri):
         mlflow.set_experiment("dedup")
         runs = []
         for i in range(3):
@@ -104,10 +100,12 @@ def test_unreferenced_blobs_wait_out_the_grace_period_then_go(tmp_path):
     repo.delete_artifacts("1/run1/artifacts")  # what `mlflow gc` does through the proxy
     first = collect_garbage(uri, grace_s=3600, now=2000.0)
     assert (first.blobs, first.referenced, first.deleted, first.pending) == (2, 1, 0, 1)
+    assert list(unused_blobs(uri).values()) == [2000.0]
     early = collect_garbage(uri, grace_s=3600, now=2000.0 + 3599)
     assert early.deleted == 0, "still inside the grace period"
     late = collect_garbage(uri, grace_s=3600, now=2000.0 + 3600)
     assert (late.deleted, late.deleted_bytes, late.pending) == (1, own.stat().st_size, 0)
+    assert unused_blobs(uri) == {}
 
     target = tmp_path / "out"
     target.mkdir()
@@ -232,3 +230,11 @@ def test_the_gc_command_collects_a_store_and_refuses_what_is_not_one(tmp_path):
     missing = CliRunner().invoke(app, ["experiments", "gc", "--store", "cas+file:///no/such"])
     assert isinstance(missing.exception, UserError)
     assert "no artifact store at /no/such" in str(missing.exception)
+
+
+def test_the_installed_entry_points_name_every_scheme_of_the_store():
+    """The server finds the store only through pyproject's entry points: one per scheme."""
+    from importlib.metadata import entry_points
+
+    found = {e.name: e.value for e in entry_points(group="mlflow.artifact_repository")}
+    assert found == dict.fromkeys(SCHEMES, "ml.experiments.dedup_store:DedupArtifactRepository")
